@@ -1,0 +1,30 @@
+# Two commands for a newcomer: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# librosa's numba JIT cache: kept between processes so the second call is fast.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: setup test demo lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade -q pip
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps wav2clip==0.1.0
+	touch $@
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/dance-any-beat demo --out out/demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
