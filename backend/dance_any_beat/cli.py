@@ -15,8 +15,6 @@ from pathlib import Path
 from dance_any_beat import __version__
 from dance_any_beat.styles import STYLE_NAMES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 class CliError(Exception):
     """A problem the user can fix; printed as one line without a traceback."""
@@ -78,6 +76,35 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dance_any_beat.demo import EXAMPLE_TRACK, run_demo
+
+    bar = tqdm(total=100, unit="%", desc="demo", disable=args.quiet, bar_format="{l_bar}{bar}| {elapsed}")
+
+    def progress(fraction: float, stage: str) -> None:
+        bar.set_description(stage)
+        bar.update(round(fraction * 100) - bar.n)
+
+    result = run_demo(Path(args.out), audio_path=Path(args.audio or EXAMPLE_TRACK), style=args.style,
+                      seed=args.seed, progress=progress)
+    bar.close()
+    if args.json:
+        print(json.dumps({
+            "frames": result.frames, "fps": result.fps, "tempo": round(result.tempo, 2), "beats": result.beats,
+            "beat_alignment": round(result.beat_alignment, 4), "frames_dir": str(result.frames_dir),
+            "video": str(result.video), "beats_json": str(result.beats_json), "seconds": result.seconds,
+        }))
+        return 0
+    print(f"tempo {result.tempo:.1f} BPM, {result.beats} beats -> {result.beats_json}")
+    print(f"{result.frames} frames at {result.fps} fps -> {result.frames_dir}/000001.png ...")
+    print(f"video with music -> {result.video}")
+    print(f"beat alignment of the dance to the beats (BAS, 1 = every beat hit): {result.beat_alignment:.3f}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -126,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--overwrite", action="store_true", help="replace a data set made with other settings")
     data.add_argument("--quiet", action="store_true", help="no progress bar")
     data.set_defaults(func=cmd_make_dataset)
+    demo = commands.add_parser(
+        "demo",
+        help="the README's first command: beats of the bundled track and a dancer dancing on them",
+        description="Track the beats of a track (the bundled example by default), render a procedural dancer "
+        "whose moves land on those beats, and write OUT/frames/000001.png ..., OUT/dance.mp4 (with the music) "
+        "and OUT/beats.json. Until the starter model is trained this shows the beat tracker and the data the "
+        "model learns from.",
+    )
+    demo.add_argument("--out", default="out/demo", help="output folder (out/demo)")
+    demo.add_argument("--audio", default=None, help="a track of your own (default: examples/example_track.ogg)")
+    demo.add_argument("--style", choices=STYLE_NAMES, default="lock", help="dance style (lock)")
+    demo.add_argument("--seed", type=int, default=0, help="picks the dancer's look and moves (0)")
+    demo.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -80,6 +80,7 @@ def write_mp4(
             sf.write(audio_path, np.asarray(audio, dtype=np.float32), sr, subtype="PCM_16")
         writer = imageio_ffmpeg.write_frames(
             str(path), (width, height), fps=fps, codec="libx264", quality=quality, macro_block_size=2,
+            ffmpeg_log_level="error",
             audio_path=audio_path, audio_codec="aac" if audio_path else None,
             output_params=["-shortest"] if audio_path else None,
         )

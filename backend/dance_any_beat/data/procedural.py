@@ -88,17 +88,9 @@ def make_clip(
     bpm = float(dance_rng.uniform(*get_style(style).bpm))
     first_beat = float(dance_rng.uniform(0.0, min(60.0 / bpm, seconds)))  # inside the clip even when it is short
     music = synthesize_music(style, bpm, seconds, sr=sr, seed=np.random.default_rng(music_ss), first_beat=first_beat)
-    props = random_proportions(body_rng)
-    dance = choreograph(style, music.beat_times, seconds, bpm, dance_rng, props=props)
-    n_frames = int(round(seconds * fps))
-    poses = dance.sample(np.arange(n_frames) / fps)
-    body = forward_kinematics(poses, props)  # (T, J, 2) body heights
-
-    camera = fit_camera(look_rng, body, size, drift=bool(look_rng.random() < 0.5))
-    horizon = camera.floor_y - look_rng.uniform(0.03, 0.1) * size
-    background = make_background(look_rng, size, horizon)
-    look = random_look(look_rng, background[int(horizon * 0.3) : int(camera.floor_y)])
-    frames, joints, visibility = render(body, props, look, camera, background)
+    frames, joints, visibility, moves = _dance(
+        style, music.beat_times, seconds, bpm, fps, size, dance_rng, body_rng, look_rng
+    )
     return Clip(
         frames=frames,
         audio=music.audio,
@@ -112,8 +104,53 @@ def make_clip(
         style=style,
         seed=int(seed),
         visibility=visibility,
-        moves=dance.moves,
+        moves=moves,
     )
+
+
+def _dance(
+    style: str,
+    beat_times: np.ndarray,
+    seconds: float,
+    bpm: float,
+    fps: int,
+    size: int,
+    dance_rng: np.random.Generator,
+    body_rng: np.random.Generator,
+    look_rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Choreograph a random dancer to `beat_times` and render it: frames, joints (px), visibility, move names."""
+    props = random_proportions(body_rng)
+    dance = choreograph(style, beat_times, seconds, bpm, dance_rng, props=props)
+    n_frames = int(round(seconds * fps))
+    poses = dance.sample(np.arange(n_frames) / fps)
+    body = forward_kinematics(poses, props)  # (T, J, 2) body heights
+
+    camera = fit_camera(look_rng, body, size, drift=bool(look_rng.random() < 0.5))
+    horizon = camera.floor_y - look_rng.uniform(0.03, 0.1) * size
+    background = make_background(look_rng, size, horizon)
+    look = random_look(look_rng, background[int(horizon * 0.3) : int(camera.floor_y)])
+    frames, joints, visibility = render(body, props, look, camera, background)
+    return frames, joints, visibility, dance.moves
+
+
+def dance_to_beats(
+    seed: int, beat_times: np.ndarray, *, seconds: float, style: str = "pop", fps: int = 30, size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """A procedural dancer (look and body from `seed`) dancing to given beat times, e.g. a real track's.
+
+    Returns frames (T, size, size, 3) uint8 RGB and joints (T, J, 2) pixels.
+    """
+    _check_settings(seconds, fps, size, 22050)
+    style = get_style(style).name
+    beats = np.sort(np.asarray(beat_times, dtype=np.float64).ravel())
+    if len(beats) < 2:
+        raise ValueError(f"need at least two beats to dance to, got {len(beats)}")
+    bpm = 60.0 / float(np.median(np.diff(beats)))
+    _, dance_ss, body_ss, look_ss = np.random.SeedSequence(seed).spawn(4)
+    rngs = (np.random.default_rng(s) for s in (dance_ss, body_ss, look_ss))
+    frames, joints, _, _ = _dance(style, beats, seconds, bpm, fps, size, *rngs)
+    return frames, joints
 
 
 # ------------------------------------------------------------------------------------------------ disk io

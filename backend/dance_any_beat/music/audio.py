@@ -87,7 +87,8 @@ def load_audio(
         first = int(round(start * native_sr))
         if first >= total:
             raise AudioError(
-                f"start {start:.2f} s is past the end of {name} ({total / native_sr:.2f} s long); choose an earlier start"
+                f"start {start:.2f} s is past the end of {name} ({total / native_sr:.2f} s long); "
+                "choose an earlier start"
             )
         count = total - first if seconds is None else min(total - first, int(round(seconds * native_sr)))
         f.seek(first)
