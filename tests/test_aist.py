@@ -86,3 +86,7 @@ def test_read_video_crops_resizes_and_converts_to_rgb(aist_root: Path):
     assert not np.array_equal(frames[0], frames[-1])  # the circle moved
     limited, _ = read_video(aist_root / "videos" / "gBR_sBM_c01_d04_mBR0_ch01.mp4", size=32, max_frames=5)
     assert len(limited) == 5
+    window, _ = read_video(aist_root / "videos" / "gBR_sBM_c01_d04_mBR0_ch01.mp4", size=32, start_seconds=5 / 60,
+                           seconds=3 / 60)
+    assert len(window) == 3
+    np.testing.assert_allclose(window[0].astype(int), frames[5].astype(int), atol=2)

@@ -114,12 +114,27 @@ def list_videos(
     return videos
 
 
-def read_video(path: Path, size: int = 128, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """Frames as (T, size, size, 3) uint8 RGB, centre-cropped to a square then resized, and the video's fps."""
+def read_video(
+    path: Path,
+    size: int = 128,
+    max_frames: int | None = None,
+    *,
+    start_seconds: float = 0.0,
+    seconds: float | None = None,
+) -> tuple[np.ndarray, float]:
+    """Frames as (T, size, size, 3) uint8 RGB, centre-cropped to a square then resized, and the video's fps.
+
+    `start_seconds`/`seconds` read a window (training reads a few seconds of minutes-long videos).
+    """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError(f"could not open video {path}; is it a readable mp4?")
     fps = float(capture.get(cv2.CAP_PROP_FPS)) or 60.0
+    if start_seconds > 0:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(round(start_seconds * fps)))
+    if seconds is not None:
+        limit = int(np.ceil(seconds * fps))
+        max_frames = limit if max_frames is None else min(max_frames, limit)
     frames = []
     try:
         while max_frames is None or len(frames) < max_frames:

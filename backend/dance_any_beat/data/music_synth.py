@@ -44,7 +44,8 @@ class _Pattern:
     open_hat: str
     bass: str  # where bass notes start (same symbols; velocity scales the note)
     chords: str  # 'pad' = one sustained chord per bar, otherwise a stab step string
-    swing: tuple[float, float] = (0.0, 0.0)  # range of swing, as a fraction of one swung step
+    # off-beat delay range, as a fraction of the swung unit: 1/3 puts the off-beat on the triplet
+    swing: tuple[float, float] = (0.0, 0.0)
     swing_unit: int = 1  # 1 = sixteenth swing (hip-hop), 2 = eighth swing (jazz)
     drum_gain: float = 1.0
     fill_prob: float = 0.2  # chance that a 4th bar ends with a snare fill
@@ -146,7 +147,7 @@ _PATTERNS: dict[str, _Pattern] = {
         open_hat="................",
         bass="x...x...x...x...",
         chords="pad",
-        swing=(0.4, 0.66),
+        swing=(0.2, 0.4),
         swing_unit=2,
         drum_gain=0.6,
         fill_prob=0.05,
@@ -220,12 +221,99 @@ def _hits(steps: str, n_steps: int, rng: np.random.Generator) -> list[tuple[int,
     return hits
 
 
-def _step_time(k: int, step: float, swing: float, swing_unit: int, first_beat: float) -> float:
-    """Onset time of sixteenth `k`, the swung (off-grid) steps pushed late by `swing` of one swung step."""
-    t = first_beat + k * step
-    if swing > 0 and (k // swing_unit) % 2 == 1 and k % swing_unit == 0:
-        t += swing * step * swing_unit
-    return t
+@dataclass
+class _Grid:
+    """Where the sixteenth steps of one clip fall in samples: tempo, offset, swing and timing jitter."""
+
+    sr: int
+    n_samples: int
+    step: float  # seconds per sixteenth
+    first_beat: float
+    n_steps: int
+    swing: float  # off-beat delay as a fraction of the swung unit (see _Pattern.swing)
+    swing_unit: int
+    jitter: float = 0.004  # seconds of timing humanisation
+
+    def onset(self, k: int, rng: np.random.Generator) -> int:
+        """Sample index of sixteenth `k`; off-beat units (odd sixteenths or odd eighths) come late by the swing."""
+        t = self.first_beat + k * self.step
+        if self.swing > 0 and (k // self.swing_unit) % 2 == 1 and k % self.swing_unit == 0:
+            t += self.swing * self.step * self.swing_unit
+        t += rng.normal(0.0, self.jitter)
+        return int(round(max(t, 0.0) * self.sr))
+
+
+BAR_STEPS = STEPS_PER_BEAT * BEATS_PER_BAR
+
+
+def _render_drums(pattern: _Pattern, grid: _Grid, rng: np.random.Generator) -> np.ndarray:
+    """Drum track with humanised velocities; every 4th bar may end in a fill (rising snares replace the hats)."""
+    kit = _drum_kit(grid.sr, rng)
+    drums = np.zeros(grid.n_samples)
+    levels = {"kick": 1.0, "snare": 0.8, "hat": rng.uniform(0.5, 0.9), "open_hat": rng.uniform(0.3, 0.55)}
+    fill_bars = {b for b in range(3, grid.n_steps // BAR_STEPS, 4) if rng.random() < pattern.fill_prob}
+    for name in ("kick", "snare", "hat", "open_hat"):
+        for k, vel in _hits(getattr(pattern, name), grid.n_steps, rng):
+            bar, pos = divmod(k, BAR_STEPS)
+            if name in ("hat", "open_hat") and bar in fill_bars and pos >= BAR_STEPS - STEPS_PER_BEAT:
+                continue
+            gain = levels[name] * vel * float(np.clip(rng.normal(1.0, 0.08), 0.6, 1.3))
+            _add(drums, kit[name], grid.onset(k, rng), gain)
+    for bar in sorted(fill_bars):
+        for j in range(STEPS_PER_BEAT):
+            _add(drums, kit["snare"], grid.onset((bar + 1) * BAR_STEPS - STEPS_PER_BEAT + j, rng), 0.35 + 0.15 * j)
+    return drums * pattern.drum_gain
+
+
+def _chord(notes: list[int], t: np.ndarray) -> np.ndarray:
+    """A chord of soft saw-like tones (three harmonics each)."""
+    return sum(h * np.sin(2 * np.pi * _midi_hz(m) * (i + 1) * t) for m in notes for i, h in enumerate((1.0, 0.4, 0.2)))
+
+
+def _render_tonal(pattern: _Pattern, grid: _Grid, rng: np.random.Generator) -> np.ndarray:
+    """Bass line and chords in a random key, mode and four-chord progression, one chord per bar."""
+    minor = rng.random() < 0.5
+    scale = _MINOR if minor else _MAJOR
+    progs = _PROGRESSIONS_MINOR if minor else _PROGRESSIONS_MAJOR
+    progression = progs[rng.integers(len(progs))]
+    root = 36 + int(rng.integers(0, 12))  # bass octave, C2..B2
+    sr, n = grid.sr, grid.n_samples
+
+    def chord_notes(bar: int) -> list[int]:
+        degree = progression[bar % len(progression)]
+        return [root + 24 + scale[(degree + i) % 7] + 12 * ((degree + i) // 7) for i in (0, 2, 4)]
+
+    tonal = np.zeros(n)
+    # bass: plucked sine with a little second harmonic, each note held until the next
+    bass_hits = _hits(pattern.bass, grid.n_steps, rng)
+    for i, (k, vel) in enumerate(bass_hits):
+        end_k = bass_hits[i + 1][0] if i + 1 < len(bass_hits) else grid.n_steps
+        length = max(int((end_k - k) * grid.step * sr), 1)
+        degree = progression[(k // BAR_STEPS) % len(progression)]
+        note = root + scale[degree % 7] + (7 if rng.random() < 0.15 else 0) + (12 if rng.random() < 0.2 else 0)
+        t = np.arange(length) / sr
+        env = np.minimum(t / 0.005, 1.0) * np.exp(-t / 0.35) * np.minimum((length - np.arange(length)) / 200, 1.0)
+        f = _midi_hz(note)
+        tone = np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)
+        _add(tonal, 0.45 * vel * env * tone, grid.onset(k, rng), 1.0)
+
+    if pattern.chords == "pad":  # a soft chord held through each bar
+        first = int(round(grid.first_beat * sr))
+        bar_len = int(round(BAR_STEPS * grid.step * sr))
+        for bar in range(-(-grid.n_steps // BAR_STEPS)):
+            start = first + bar * bar_len
+            length = min(bar_len, n - start)
+            if length <= 0:
+                break
+            t = np.arange(length) / sr
+            env = np.minimum(t / 0.08, 1.0) * np.minimum((length - np.arange(length)) / (0.05 * sr), 1.0)
+            _add(tonal, 0.07 * env * _chord(chord_notes(bar), t), start, 1.0)
+    else:  # short stabs on the pattern's steps
+        t = np.arange(int(0.18 * sr)) / sr
+        env = np.minimum(t / 0.004, 1.0) * np.exp(-t / 0.07)
+        for k, vel in _hits(pattern.chords, grid.n_steps, rng):
+            _add(tonal, 0.1 * vel * env * _chord(chord_notes(k // BAR_STEPS), t), grid.onset(k, rng), 1.0)
+    return tonal
 
 
 def synthesize_music(
@@ -240,7 +328,8 @@ def synthesize_music(
     """Render `seconds` of music in a dance style at a fixed tempo, returning the audio and its exact beat grid.
 
     The beat grid starts at `first_beat` (by default a random offset within the first beat, so grids do not
-    always start at 0) and the first beat is a downbeat. Before it the clip is silent.
+    always start at 0) and the first beat is a downbeat. Before it the clip is silent. `seed` may be a
+    Generator, which is advanced (so a data set can draw clip after clip from one).
     """
     get_style(style)  # validates the name, listing valid ones
     if not MIN_BPM <= bpm <= MAX_BPM:
@@ -250,101 +339,25 @@ def synthesize_music(
     rng = np.random.default_rng(seed)
     pattern = _PATTERNS[style]
     period = 60.0 / bpm
-    step = period / STEPS_PER_BEAT
     if first_beat is None:
         first_beat = float(rng.uniform(0.0, period))
     if not 0.0 <= first_beat < seconds:
         raise ValueError(f"first_beat must be within [0, seconds), got {first_beat}")
 
-    n = int(round(seconds * sr))
     n_beats = int(np.floor((seconds - first_beat) / period - 1e-9)) + 1
     beat_times = first_beat + period * np.arange(n_beats, dtype=np.float64)
     beat_times = beat_times[beat_times < seconds]
-    downbeat_times = beat_times[::BEATS_PER_BAR].copy()
-    n_steps = len(beat_times) * STEPS_PER_BEAT
-    bar_steps = STEPS_PER_BEAT * BEATS_PER_BAR
-
     swing = float(rng.uniform(*pattern.swing)) if rng.random() < 0.8 else 0.0
-    jitter = 0.004  # seconds of timing humanisation
-
-    def onset(k: int) -> int:
-        t = _step_time(k, step, swing, pattern.swing_unit, first_beat) + rng.normal(0.0, jitter)
-        return int(round(max(t, 0.0) * sr))
-
-    # --- drums; every 4th bar may end with a fill (rising sixteenth snares replacing the hats of its last beat)
-    kit = _drum_kit(sr, rng)
-    drums = np.zeros(n)
-    levels = {"kick": 1.0, "snare": 0.8, "hat": rng.uniform(0.5, 0.9), "open_hat": rng.uniform(0.3, 0.55)}
-    fill_bars = {b for b in range(3, n_steps // bar_steps, 4) if rng.random() < pattern.fill_prob}
-    for name in ("kick", "snare", "hat", "open_hat"):
-        for k, vel in _hits(getattr(pattern, name), n_steps, rng):
-            bar, pos = divmod(k, bar_steps)
-            if name in ("hat", "open_hat") and bar in fill_bars and pos >= bar_steps - STEPS_PER_BEAT:
-                continue
-            gain = levels[name] * vel * float(np.clip(rng.normal(1.0, 0.08), 0.6, 1.3))
-            _add(drums, kit[name], onset(k), gain)
-    for bar in sorted(fill_bars):
-        for j in range(STEPS_PER_BEAT):
-            _add(drums, kit["snare"], onset((bar + 1) * bar_steps - STEPS_PER_BEAT + j), 0.35 + 0.15 * j)
-    drums *= pattern.drum_gain
-
-    # --- harmony: a random key, mode and four-chord progression, one chord per bar
-    minor = rng.random() < 0.5
-    scale = _MINOR if minor else _MAJOR
-    progs = _PROGRESSIONS_MINOR if minor else _PROGRESSIONS_MAJOR
-    progression = progs[rng.integers(len(progs))]
-    root = 36 + int(rng.integers(0, 12))  # bass octave, C2..B2
-
-    def chord_notes(bar: int) -> list[int]:
-        degree = progression[bar % len(progression)]
-        return [root + 24 + scale[(degree + i) % 7] + 12 * ((degree + i) // 7) for i in (0, 2, 4)]
-
-    tonal = np.zeros(n)
-    # bass: plucked sine with a little second harmonic, each note held until the next
-    bass_hits = _hits(pattern.bass, n_steps, rng)
-    for i, (k, vel) in enumerate(bass_hits):
-        start = onset(k)
-        end_k = bass_hits[i + 1][0] if i + 1 < len(bass_hits) else n_steps
-        length = max(int((end_k - k) * step * sr), 1)
-        degree = progression[(k // bar_steps) % len(progression)]
-        note = root + scale[degree % 7] + (7 if rng.random() < 0.15 else 0) + (12 if rng.random() < 0.2 else 0)
-        t = np.arange(length) / sr
-        env = np.minimum(t / 0.005, 1.0) * np.exp(-t / 0.35) * np.minimum((length - np.arange(length)) / 200, 1.0)
-        f = _midi_hz(note)
-        _add(tonal, 0.45 * vel * env * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)), start, 1.0)
-
-    # chords: a soft pad per bar, or short stabs
-    harmonics = (1.0, 0.4, 0.2)
-    first = int(round(first_beat * sr))
-    n_bars = -(-n_steps // bar_steps)
-    if pattern.chords == "pad":
-        bar_len = int(round(bar_steps * step * sr))
-        for bar in range(n_bars):
-            start = first + bar * bar_len
-            length = min(bar_len, n - start)
-            if length <= 0:
-                break
-            t = np.arange(length) / sr
-            env = np.minimum(t / 0.08, 1.0) * np.minimum((length - np.arange(length)) / (0.05 * sr), 1.0)
-            pad = sum(
-                h * np.sin(2 * np.pi * _midi_hz(m) * (i + 1) * t)
-                for m in chord_notes(bar)
-                for i, h in enumerate(harmonics)
-            )
-            _add(tonal, 0.07 * env * pad, start, 1.0)
-    else:
-        length = int(0.18 * sr)
-        t = np.arange(length) / sr
-        env = np.minimum(t / 0.004, 1.0) * np.exp(-t / 0.07)
-        for k, vel in _hits(pattern.chords, n_steps, rng):
-            stab = sum(
-                h * np.sin(2 * np.pi * _midi_hz(m) * (i + 1) * t)
-                for m in chord_notes(k // bar_steps)
-                for i, h in enumerate(harmonics)
-            )
-            _add(tonal, 0.1 * vel * env * stab, onset(k), 1.0)
-
-    mix = drums + rng.uniform(0.6, 1.0) * tonal
+    grid = _Grid(
+        sr=sr,
+        n_samples=int(round(seconds * sr)),
+        step=period / STEPS_PER_BEAT,
+        first_beat=first_beat,
+        n_steps=len(beat_times) * STEPS_PER_BEAT,
+        swing=swing,
+        swing_unit=pattern.swing_unit,
+    )
+    mix = _render_drums(pattern, grid, rng) + rng.uniform(0.6, 1.0) * _render_tonal(pattern, grid, rng)
     peak = np.max(np.abs(mix))
     if peak > 0:
         mix *= rng.uniform(0.5, 0.95) / peak
@@ -353,6 +366,6 @@ def synthesize_music(
         sr=sr,
         bpm=float(bpm),
         beat_times=beat_times,
-        downbeat_times=downbeat_times,
+        downbeat_times=beat_times[::BEATS_PER_BAR].copy(),
         style=style,
     )
