@@ -6,7 +6,7 @@ Procedural tracks come from the music synthesiser with fixed seeds, so their bea
 tracks at 80-150 BPM in styles with a backbeat (the acceptance set, also asserted by tests/test_beats.py)
 and 10 slow tracks at 60-80 BPM (reported only). Scores: mir_eval's beat F-measure (70 ms window, all
 beats, no trimming) and whether the tempo is within 4% of the truth. The real songs in
-/work/shared/data/audio (no ground truth) are reported as tempo, beat count, inter-beat-interval spread and
+../shared/data/audio (no ground truth) are reported as tempo, beat count, inter-beat-interval spread and
 the agreement between the two trackers, for a plausibility check.
 """
 
@@ -26,7 +26,7 @@ from dance_any_beat.styles import STYLE_NAMES
 
 # Styles whose drum pattern has a backbeat (krump is half-time: its snare is on beat 3).
 BACKBEAT_STYLES = tuple(name for name in STYLE_NAMES if name != "krump")
-REAL_AUDIO_DIR = Path("/work/shared/data/audio")
+REAL_AUDIO_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"  # ../shared beside the repo
 F_WINDOW = 0.07
 TEMPO_TOLERANCE = 0.04
 
