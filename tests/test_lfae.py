@@ -27,8 +27,6 @@ from dance_any_beat.models.losses import (
     LFAELossConfig,
     RandomTPS,
     VGG19Features,
-    VGG19WeightsError,
-    VGG19WeightsNotFoundError,
     lfae_loss,
     load_vgg19,
     multiscale_l1,
@@ -36,6 +34,7 @@ from dance_any_beat.models.losses import (
     ssim,
     ssim_loss,
 )
+from dance_any_beat.weights import MissingWeightsError, WeightsFormatError
 
 
 def tiny_config(**overrides) -> LFAEConfig:
@@ -389,7 +388,7 @@ def test_vgg19_missing_file_says_what_to_do(tmp_path):
     missing = tmp_path / "weights" / VGG19_FILE
     with pytest.raises(FileNotFoundError) as info:
         LFAELoss(LFAELossConfig(vgg19_weights=str(missing)))
-    assert isinstance(info.value, VGG19WeightsNotFoundError)
+    assert isinstance(info.value, MissingWeightsError) and info.value.path == missing
     message = str(info.value)
     for needle in (str(missing), "vgg19_weights", VGG19_FILE, "https://download.pytorch.org/models/", "None"):
         assert needle in message
@@ -399,7 +398,7 @@ def test_vgg19_wrong_file_is_rejected(tmp_path):
     wrong_keys = tmp_path / "wrong_keys.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, wrong_keys)
     with pytest.raises(
-        VGG19WeightsError, match=r"missing 6 weights \(e.g. features.0.weight\); found keys like conv1"
+        WeightsFormatError, match=r"missing keys \(6\): features.0.weight.*; unused keys in the file \(1\): conv1"
     ):
         load_vgg19(wrong_keys, layers=(1, 6))
 
@@ -407,12 +406,12 @@ def test_vgg19_wrong_file_is_rejected(tmp_path):
     state = VGG19Features((1, 6)).state_dict()
     state["features.2.weight"] = torch.zeros(64, 64, 1, 1)
     torch.save(state, wrong_shape)
-    with pytest.raises(VGG19WeightsError, match=r"features.2.weight has shape \(64, 64, 1, 1\), expected"):
+    with pytest.raises(WeightsFormatError, match=r"features.2.weight has shape \(64, 64, 1, 1\), expected"):
         load_vgg19(wrong_shape, layers=(1, 6))
 
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(VGG19WeightsError, match="could not read"):
+    with pytest.raises(WeightsFormatError, match="could not read"):
         load_vgg19(garbage)
 
 

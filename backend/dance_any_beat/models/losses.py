@@ -24,9 +24,16 @@ from torch import Tensor, nn
 from dance_any_beat.models.keypoints import sqrtm_2x2
 from dance_any_beat.models.lfae import LFAE, LFAEOutput
 from dance_any_beat.warp import ALIGN_CORNERS, identity_grid
+from dance_any_beat.weights import WeightsFile, load_checked, read_state_dict, require_file
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
-VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+VGG19_WEIGHTS = WeightsFile(
+    what="The perceptual loss needs torchvision's ImageNet VGG-19 weights",
+    file_name=VGG19_FILE,
+    source=f"Get it from https://download.pytorch.org/models/{VGG19_FILE} (torchvision's VGG-19).",
+    option="LFAELossConfig.vgg19_weights",
+    otherwise="Or set vgg19_weights to None to train without the perceptual loss.",
+)
 # torchvision's VGG-19 ("E") features: conv widths and "M" max-pools, in order; each conv is followed by a ReLU.
 VGG19_LAYOUT: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"
@@ -152,14 +159,6 @@ def _vgg19_relu_indices() -> list[int]:
     return out
 
 
-class VGG19WeightsNotFoundError(FileNotFoundError):
-    """The configured VGG-19 weights file does not exist; the message says where to get it."""
-
-
-class VGG19WeightsError(ValueError):
-    """The configured file is not a VGG-19 checkpoint this loss can use."""
-
-
 class VGG19Features(nn.Module):
     """torchvision's VGG-19 `features` (convs, ReLUs, max-pools at the same indices), cut after the last layer
     used, returning the activations at `layers`. Input: RGB in [0, 1]; ImageNet normalisation is done here."""
@@ -192,56 +191,15 @@ class VGG19Features(nn.Module):
         return out
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated files, foreign formats
-        raise VGG19WeightsError(
-            f"could not read {path} as a torch checkpoint ({type(err).__name__}: {err}); expected torchvision's "
-            f"{VGG19_FILE} ({VGG19_URL})"
-        ) from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise VGG19WeightsError(f"{path} holds a {type(state).__name__}, not a state dict; expected {VGG19_FILE}")
-    return state
-
-
 def load_vgg19(path: str | Path, layers: tuple[int, ...] = (1, 6, 11, 20, 29)) -> VGG19Features:
     """Frozen `VGG19Features` with weights from a local torchvision VGG-19 checkpoint (`features.N.weight` keys).
 
     Keys of layers past the last one used (and the classifier's) are ignored; any missing or misshapen
-    `features` weight is an error naming the file.
+    `features` weight is an error naming the file (see `dance_any_beat.weights`).
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise VGG19WeightsNotFoundError(
-            f"VGG-19 weights not found: {path} (set by LFAELossConfig.vgg19_weights). Download torchvision's "
-            f"ImageNet VGG-19 checkpoint {VGG19_FILE} from {VGG19_URL} and point vgg19_weights at it, or set "
-            "vgg19_weights to None to train without the perceptual loss."
-        )
-    state = _read_state_dict(path)
+    file = require_file(path, VGG19_WEIGHTS)
     model = VGG19Features(layers)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    if missing:
-        found = ", ".join(sorted(state)[:4]) or "nothing"
-        raise VGG19WeightsError(
-            f"{path} is not a torchvision VGG-19 checkpoint: missing {len(missing)} weights (e.g. {missing[0]}); "
-            f"found keys like {found}. Expected {VGG19_FILE} ({VGG19_URL})."
-        )
-    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        key, got, want = wrong[0]
-        raise VGG19WeightsError(
-            f"{path} does not fit VGG-19: {key} has shape {got}, expected {want} ({len(wrong)} mismatched); "
-            f"expected {VGG19_FILE} ({VGG19_URL})."
-        )
-    model.load_state_dict({k: state[k] for k in expected})
+    load_checked(model, read_state_dict(file, VGG19_WEIGHTS), file, VGG19_WEIGHTS, allow_unused=True)
     model.requires_grad_(False)
     return model.eval()
 

@@ -27,23 +27,24 @@ from dance_any_beat.music.encoder import (
     CLAP_SAMPLE_RATE,
     TOWER_DIM,
     FrozenTower,
-    WeightsSource,
     import_from_folder,
-    read_state_dict,
-    select_prefixed,
+    read_tower_state,
     stand_in_modules,
     stub_module,
 )
+from dance_any_beat.weights import WeightsFile
 
-CLAP_WEIGHTS = WeightsSource(
+CLAP_WEIGHTS = WeightsFile(
     what="LAION-CLAP (HTSAT-tiny, non-fusion) weights",
-    config_key="music.clap_checkpoint",
     file_name="630k-audioset-best.pt",
-    where=(
-        "https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt (HuggingFace "
-        "lukewys/laion_clap; also linked from the LAION-AI/CLAP GitHub README and release page)"
+    source=(
+        "Download it from https://huggingface.co/lukewys/laion_clap/resolve/main/630k-audioset-best.pt (HuggingFace "
+        "lukewys/laion_clap; also linked from the LAION-AI/CLAP GitHub README and release page); the fusion "
+        "variant and the other model sizes do not fit."
     ),
-    part="clap",
+    option="music.clap_checkpoint",
+    has_default=True,
+    otherwise="Or leave 'clap' out of music.parts to use a model that needs no external weights.",
 )
 CLIP_SAMPLES = 480_000  # HTSAT-tiny sees 10 s at 48 kHz (1024 mel frames); shorter clips are repeated to fill it
 HTSAT_DIM = 768  # the audio branch's embedding width before the projection
@@ -110,10 +111,8 @@ class ClapAudioTower(FrozenTower):
         issue 127), logit scales and the unused audio_transform are ignored.
         """
         path = Path(path)
-        state = read_state_dict(path, CLAP_WEIGHTS)
-        state = select_prefixed(
-            state, {"audio_branch.": "audio_branch.", "audio_projection.": "audio_projection."}, path, CLAP_WEIGHTS
-        )
+        renames = {"audio_branch.": "audio_branch.", "audio_projection.": "audio_projection."}
+        state = read_tower_state(path, CLAP_WEIGHTS, renames)
         tower = cls()
         return tower.load_weights(state, path, CLAP_WEIGHTS)
 

@@ -19,17 +19,14 @@ from start to start + T / fps).
 
 The frozen towers are loaded from the artist's local checkpoint files (paths in the config) and their weights
 are left out of `state_dict()`: a DabFusion checkpoint holds only what was trained, and loading it re-reads
-the towers from those files. A missing file raises `MissingWeightsError` saying which file, which config key
-and where to download it; a file of the wrong kind raises `WeightsError`.
+the towers from those files. A missing file raises `dance_any_beat.weights.MissingWeightsError` saying which
+file, which config key and where to download it; a file of the wrong kind raises `WeightsFormatError`.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import sys
 import types
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dance_any_beat import cache_dir
 from dance_any_beat.music.beats import RHYTHM_DIM
+from dance_any_beat.weights import WeightsFile, WeightsFormatError, load_checked, read_state_dict, require_file
 
 PartName = Literal["clap", "wav2clip", "mel", "beats"]
 PARTS: tuple[str, ...] = get_args(PartName)
@@ -159,94 +156,13 @@ def prepare_audio(
 # ------------------------------------------------------------------------------------------ pretrained weights
 
 
-class MissingWeightsError(FileNotFoundError):
-    """A pretrained weights file the config asks for is not on disk; the message says where to get it."""
+def read_tower_state(path: Path, spec: WeightsFile, renames: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """The tower's tensors in a public checkpoint: keys under the `renames` prefixes (old prefix -> new prefix).
 
-    def __init__(self, message: str, *, path: Path, config_key: str):
-        super().__init__(message)
-        self.path = path
-        self.config_key = config_key
-
-    def __str__(self) -> str:  # OSError's own __str__ would add errno formatting around the message
-        return self.args[0]
-
-
-class WeightsError(ValueError):
-    """A weights file that exists but is not the checkpoint the config asks for (or is damaged)."""
-
-
-@dataclass(frozen=True)
-class WeightsSource:
-    """What a pretrained tower's file is and where an artist gets it, for error messages."""
-
-    what: str  # e.g. "LAION-CLAP (HTSAT-tiny, non-fusion) weights"
-    config_key: str  # e.g. "music.clap_checkpoint"
-    file_name: str  # the public file's name, also its default place under <cache>/weights/
-    where: str  # where to download it
-    part: str  # the music part that needs it
-
-    def default_path(self) -> Path:
-        return cache_dir() / "weights" / self.file_name
-
-    def resolve(self, configured: str | os.PathLike | None) -> Path:
-        """The file to read: the configured path, or the default place if none is configured; raises if absent."""
-        path = Path(configured).expanduser() if configured else self.default_path()
-        if path.is_file():
-            return path
-        state = "is a folder, not a file" if path.is_dir() else "not found"
-        told = f"{self.config_key} = {configured}" if configured else f"{self.config_key} is not set and the default"
-        raise MissingWeightsError(
-            f"{self.what} {state}: {path} ({told} place was used). Download {self.file_name} from {self.where}, "
-            f"then set {self.config_key} to its path (or put it at {self.default_path()}); or leave "
-            f"{self.part!r} out of music.parts to use a model that needs no external weights.",
-            path=path,
-            config_key=self.config_key,
-        )
-
-
-def read_state_dict(path: Path, source: WeightsSource) -> dict[str, torch.Tensor]:
-    """The tensors of a public checkpoint file, 'state_dict' unwrapped and 'module.' / 'model.' prefixes removed.
-
-    `weights_only` loading first; the public files are plain tensor dicts, but if one holds other pickled
-    objects we fall back to a full unpickle with a warning (the artist downloaded this file themselves).
+    Everything else (text towers, logit scales...) is dropped. The public files are training checkpoints that may
+    hold numpy scalars next to the tensors, and may be wrapped in 'module.' (DDP) or 'model.' (Lightning).
     """
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: Any = load_file(str(path))
-        else:
-            try:
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError:
-                obj = torch.load(path, map_location="cpu", weights_only=False)
-                warnings.warn(f"{path} holds more than tensors; it was loaded with full unpickling", stacklevel=2)
-    except Exception as err:  # any failure to read means a damaged or foreign file
-        raise WeightsError(
-            f"could not read {path} as {source.what} ({type(err).__name__}: {err}); the download may be "
-            f"incomplete: get {source.file_name} again from {source.where} ({source.config_key})"
-        ) from None
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise WeightsError(
-            f"{path} holds no weights ({type(obj).__name__}); it is not {source.what}: get {source.file_name} "
-            f"from {source.where} ({source.config_key})"
-        )
-    state: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        while key.startswith(("module.", "model.")):  # DataParallel / DDP / Lightning wrappers
-            key = key.partition(".")[2]
-        state[key] = value
-    return state
-
-
-def select_prefixed(
-    state: Mapping[str, torch.Tensor], renames: Mapping[str, str], path: Path, source: WeightsSource
-) -> dict[str, torch.Tensor]:
-    """Keys under the `renames` prefixes (old prefix -> new prefix); everything else (text towers...) is dropped."""
+    state = read_state_dict(path, spec, wrappers=("module.", "model."), unpickle_fallback=True)
     picked = {
         new + key[len(old):]: value
         for key, value in state.items()
@@ -255,9 +171,9 @@ def select_prefixed(
     }
     if not picked:
         sample = ", ".join(list(state)[:4])
-        raise WeightsError(
-            f"{path} is not {source.what}: it has no {' / '.join(k + '*' for k in renames)} weights (it has e.g. "
-            f"{sample}); get {source.file_name} from {source.where} and point {source.config_key} at it"
+        raise WeightsFormatError(
+            f"'{path}' is not {spec.what}: it has no {' / '.join(k + '*' for k in renames)} weights (it has e.g. "
+            f"{sample}). {spec.remedy()}"
         )
     return picked
 
@@ -310,30 +226,10 @@ class FrozenTower(nn.Module):
         """Always eval: dropout, batch-norm statistics and spec-augment stay as pretrained."""
         return super().train(False)
 
-    def load_weights(self, state: Mapping[str, torch.Tensor], path: Path, source: WeightsSource) -> FrozenTower:
-        """Load strictly, turning key and shape mismatches into one `WeightsError` naming the file."""
+    def load_weights(self, state: Mapping[str, torch.Tensor], path: Path, spec: WeightsFile) -> FrozenTower:
+        """Load strictly (keys and shapes checked first, see `load_checked`) and freeze."""
         with self.own_weights():
-            try:
-                result = self.load_state_dict(dict(state), strict=False)
-            except RuntimeError as err:  # shape mismatches
-                lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()]
-                raise WeightsError(
-                    f"{path} does not fit {source.what}: {'; '.join(lines[:2]) or err} ({len(lines)} mismatches); "
-                    f"is it another model size or the fusion variant? Use {source.file_name} from {source.where} "
-                    f"({source.config_key})"
-                ) from None
-        problems = []
-        if result.missing_keys:
-            problems.append(f"{len(result.missing_keys)} weights missing (e.g. {', '.join(result.missing_keys[:3])})")
-        if result.unexpected_keys:
-            problems.append(
-                f"{len(result.unexpected_keys)} unexpected weights (e.g. {', '.join(result.unexpected_keys[:3])})"
-            )
-        if problems:
-            raise WeightsError(
-                f"{path} does not fit {source.what}: {'; '.join(problems)}; is it another model size or the "
-                f"fusion variant? Use {source.file_name} from {source.where} ({source.config_key})"
-            )
+            load_checked(self, state, path, spec)
         return self.freeze()
 
 
@@ -493,7 +389,9 @@ class MusicEncoder(nn.Module):
         if set(given) - set(tower_parts):
             raise ValueError(f"towers given for {sorted(set(given) - set(tower_parts))}, not in parts {list(parts)}")
         # find every file before building anything, so a missing one fails fast
-        paths = {p: _tower_source(p).resolve(_configured_path(config, p)) for p in tower_parts if p not in given}
+        paths = {
+            p: require_file(_configured_path(config, p), _tower_weights(p)) for p in tower_parts if p not in given
+        }
         self.towers = nn.ModuleDict({p: given[p] if p in given else _load_tower(p, paths[p]) for p in tower_parts})
         self.adapters = nn.ModuleDict({
             p: EmbeddingAdapter(TOWER_DIM, config.adapter_hidden, config.part_dim, config.dropout) for p in tower_parts
@@ -607,7 +505,7 @@ def _configured_path(config: MusicEncoderConfig, part: str) -> str | None:
     return config.clap_checkpoint if part == "clap" else config.wav2clip_checkpoint
 
 
-def _tower_source(part: str) -> WeightsSource:
+def _tower_weights(part: str) -> WeightsFile:
     # deferred: the towers' modules import the pretrained models' code, needed only with those parts
     if part == "clap":
         from dance_any_beat.music.clap_branch import CLAP_WEIGHTS

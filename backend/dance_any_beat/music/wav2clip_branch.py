@@ -24,23 +24,23 @@ from dance_any_beat.music.encoder import (
     TOWER_DIM,
     WAV2CLIP_SAMPLE_RATE,
     FrozenTower,
-    WeightsSource,
     import_from_folder,
-    read_state_dict,
-    select_prefixed,
+    read_tower_state,
     stand_in_modules,
     stub_module,
 )
+from dance_any_beat.weights import WeightsFile
 
-WAV2CLIP_WEIGHTS = WeightsSource(
+WAV2CLIP_WEIGHTS = WeightsFile(
     what="Wav2CLIP weights",
-    config_key="music.wav2clip_checkpoint",
     file_name="Wav2CLIP.pt",
-    where=(
-        "https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/Wav2CLIP.pt "
-        "(the descriptinc/lyrebird-wav2clip GitHub release v0.1.0-alpha)"
+    source=(
+        "Download it from https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/"
+        "Wav2CLIP.pt (the descriptinc/lyrebird-wav2clip GitHub release v0.1.0-alpha)."
     ),
-    part="wav2clip",
+    option="music.wav2clip_checkpoint",
+    has_default=True,
+    otherwise="Or leave 'wav2clip' out of music.parts to use a model that needs no external weights.",
 )
 
 
@@ -142,9 +142,8 @@ class Wav2ClipTower(FrozenTower):
     def from_checkpoint(cls, path: str | Path) -> Wav2ClipTower:
         """Load Wav2CLIP.pt: a flat dict with audio_encoder.* (the ResNet) and audio_transform.* (the head)."""
         path = Path(path)
-        state = read_state_dict(path, WAV2CLIP_WEIGHTS)
-        state = select_prefixed(state, {"audio_encoder.": "encoder.", "audio_transform.": "transform."}, path,
-                                WAV2CLIP_WEIGHTS)
+        renames = {"audio_encoder.": "encoder.", "audio_transform.": "transform."}
+        state = read_tower_state(path, WAV2CLIP_WEIGHTS, renames)
         tower = cls()
         # the Hann window is no learnt weight: take ours if a file lacks it
         state.setdefault("encoder.spectrogram.window", tower.encoder.spectrogram.window.clone())
