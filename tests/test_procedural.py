@@ -258,3 +258,14 @@ def test_bad_arguments_are_named():
         make_dataset("/nonexistent/never/written", 1, split="dev")
     with pytest.raises(ValueError, match="seconds"):
         make_clip(0, seconds=0)
+
+
+def test_read_frames_returns_exactly_the_asked_rows(tmp_path):
+    from dance_any_beat.data.procedural import read_frames
+
+    clip = make_clip(3, seconds=2.0, fps=30, size=64)
+    write_clip(clip, tmp_path / "c")
+    rows = [59, 0, 7, 8, 30, 7]
+    np.testing.assert_array_equal(read_frames(tmp_path / "c", rows), clip.frames[rows])
+    with pytest.raises(ValueError, match="has no frame 60"):
+        read_frames(tmp_path / "c", [60])

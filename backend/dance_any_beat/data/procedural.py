@@ -232,6 +232,34 @@ def read_clip(clip_dir: Path) -> Clip:
     )
 
 
+def read_frames(clip_dir: Path, rows: Sequence[int]) -> np.ndarray:
+    """Frames `rows` (0-based, any order, repeats allowed) of a clip as (len(rows), H, W, 3) uint8 RGB.
+
+    Training needs a few frames per clip; FFV1 frames are all key frames, so seeking is exact and this
+    decodes only what it returns (a whole-clip read is ~4x slower for a pair of frames).
+    """
+    wanted = sorted(set(int(r) for r in rows))
+    capture = cv2.VideoCapture(str(Path(clip_dir) / "frames.mkv"))
+    if not capture.isOpened():
+        raise FileNotFoundError(f"cannot open {Path(clip_dir) / 'frames.mkv'}; is the clip finished?")
+    found: dict[int, np.ndarray] = {}
+    position = 0
+    try:
+        for row in wanted:
+            if row < position or row - position > 4:  # skipping a few frames beats a seek
+                capture.set(cv2.CAP_PROP_POS_FRAMES, row)
+                position = row
+            while position <= row:
+                ok, frame = capture.read()
+                if not ok:
+                    raise ValueError(f"{Path(clip_dir) / 'frames.mkv'} has no frame {row} (it ends at {position})")
+                position += 1
+            found[row] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+    return np.stack([found[int(r)] for r in rows])
+
+
 def _is_complete(clip_dir: Path) -> bool:
     return all((clip_dir / name).is_file() for name in ("clip.json", "frames.mkv", "audio.wav"))
 
