@@ -105,6 +105,229 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------- train
+TRAIN_EPILOG = """\
+examples:
+  dance-any-beat make-dataset --out datasets/procedural --num-clips 2000 --split train
+  dance-any-beat train lfae --config configs/lfae_starter.toml
+  dance-any-beat train diffusion --config configs/diffusion_starter.toml --set lfae_checkpoint=runs/lfae/checkpoint
+  dance-any-beat train lfae --config configs/lfae_starter.toml --set batch_size=16 --set model.num_regions=8
+
+several GPUs or processes (DDP; gloo on CPU, nccl on GPU; batch_size is per process):
+  torchrun --standalone --nproc_per_node 4 -m dance_any_beat.cli train lfae --config configs/lfae_starter.toml
+
+resuming: run the same command again. A run folder (`out`) holding train_state.pt continues from its last saved
+step (every checkpoint_every steps, and at the end); raise `steps` to train longer. A run started with other
+model settings is refused: use a new `out` folder for a new model.
+
+outputs in OUT: checkpoint/ (lfae: the stage-1 checkpoint that stage 2 reads; diffusion: the full DabFusion
+checkpoint the pipeline loads), log.csv (step, losses, lr, steps/s), train_state.pt (for resuming).
+"""
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from dance_any_beat.train.common import config_to_dict, load_config
+
+    if args.stage == "lfae":
+        from dance_any_beat.train.lfae import LFAETrainConfig as config_class
+        from dance_any_beat.train.lfae import train_lfae as train
+    else:
+        from dance_any_beat.train.diffusion import DiffusionTrainConfig as config_class
+        from dance_any_beat.train.diffusion import train_diffusion as train
+
+    config = load_config(config_class, args.config, args.overrides)
+    if args.print_config:
+        print(json.dumps(config_to_dict(config), indent=2))
+        return 0
+    try:
+        run_dir = train(config)
+    except FloatingPointError as err:
+        raise CliError(str(err)) from None
+    if os.environ.get("RANK", "0") == "0":
+        print(f"{args.stage}: step {config.steps} done; checkpoint in {run_dir / 'checkpoint'}, log in "
+              f"{run_dir / 'log.csv'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- generate
+GENERATE_EPILOG = """\
+examples:
+  dance-any-beat generate --image still.png --audio song.ogg --out out/dance
+  dance-any-beat generate --image still.png --audio song.ogg --out out/preview --preset draft --seconds 8
+  dance-any-beat generate --image render.png --audio timeline.wav --out out/shot010 --start 12.5 --seconds 4 \\
+      --fps 24 --beats beats.txt --style house --resolution full --seed 7
+  dance-any-beat generate --image still.png --audio song.ogg --out out/dance --json | tail -n 1
+
+beats file (--beats): one beat time per line, in seconds from the start of the audio file (the clock of
+--start and of `dance-any-beat beats`); '#' starts a comment. Without it the beats of the range are tracked.
+
+outputs in OUT: frames/000001.png ... (exactly round(seconds * fps) frames, any --fps), dance.mp4 (the frames
+with the music of the range), beats.json (tempo, beats and downbeats in seconds from --start, and whether they
+were tracked or given), generate.json (the settings used). OUT must be new, empty, or an earlier generate output.
+
+--resolution model: the model's own view (the still letterboxed into its square, cropped back out), fast.
+--resolution full: frames at the still's own size (the still itself warped by the motion; the model paints only
+what the still does not show).
+"""
+
+
+def _preset_help() -> str:
+    try:
+        from dance_any_beat.presets import DEFAULT_PRESET, load_quality_presets
+
+        presets = load_quality_presets()
+    except (OSError, ValueError):
+        return "quality preset from presets/quality.toml"
+    names = "; ".join(f"{p.name}: {p.steps} steps, {p.resolution} resolution" for p in presets.values())
+    return f"quality preset ({DEFAULT_PRESET} when not given): {names}. Flags you give override it"
+
+
+def _checkpoint(path: str | None) -> Path:
+    """The checkpoint folder to load: the given one, or the bundled starter model (with how to get it if missing)."""
+    from dance_any_beat.pipeline import STARTER_CHECKPOINT, STARTER_TRAINING
+
+    if path is None:
+        if not STARTER_CHECKPOINT.is_dir() or not any(STARTER_CHECKPOINT.iterdir()):
+            raise CliError(
+                f"the starter model is not trained yet: {STARTER_CHECKPOINT} holds no checkpoint. Train it "
+                f"({STARTER_TRAINING}), or pass --checkpoint DIR with a trained model's checkpoint folder"
+            )
+        return STARTER_CHECKPOINT
+    checkpoint = Path(path)
+    if not checkpoint.exists():
+        raise CliError(
+            f"checkpoint folder {checkpoint} does not exist; give the checkpoint folder of a `dance-any-beat train "
+            "diffusion` run (RUN_DIR/checkpoint), or leave --checkpoint out for the starter model"
+        )
+    return checkpoint
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dance_any_beat.music.beats import read_beat_times
+    from dance_any_beat.pipeline import GenerateParams, generate
+
+    checkpoint = _checkpoint(args.checkpoint)
+    names = ("start", "seconds", "fps", "seed", "style", "steps", "guidance", "resolution", "preset", "device")
+    params = GenerateParams.from_dict({n: getattr(args, n) for n in names if getattr(args, n) is not None})
+    beat_times = None
+    if args.beats is not None:
+        beat_times = read_beat_times(args.beats)
+        if len(beat_times) == 0:
+            raise CliError(f"{args.beats} holds no beat times; write one time in seconds per line, or leave --beats "
+                           "out to track the beats")
+    bar = tqdm(total=1000, desc="generate", bar_format="{desc:<24}{percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def progress(fraction: float, stage: str) -> None:
+        bar.set_description_str(stage[:24], refresh=False)
+        bar.update(round(fraction * 1000) - bar.n)
+
+    try:
+        result = generate(checkpoint, args.image, args.audio, args.out, params, beat_times=beat_times,
+                          progress=progress)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    width, height = result.size
+    took = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    print(f"{result.frames} frames at {result.fps:g} fps, {width}x{height} -> {result.frames_dir}/000001.png ...")
+    print(f"video with music -> {result.video}")
+    print(f"{len(result.beat_times)} beats ({'given' if beat_times is not None else 'tracked'}) -> "
+          f"{result.beats_json}")
+    print(f"took {sum(result.seconds.values()):.1f} s ({took})")
+    return 0
+
+
+def _add_generate(commands: argparse._SubParsersAction) -> None:
+    styles = ("auto", *STYLE_NAMES)
+    gen = commands.add_parser(
+        "generate",
+        help="make a still image dance to music: PNG frames, an MP4 with the music, and the beats",
+        description="Make the person in a still image dance to a piece of music with a DabFusion model (the "
+        "bundled starter model unless --checkpoint says otherwise). The dance follows the music's beats: tracked "
+        "from the audio, or the ones you give with --beats. Runs on a CPU; a GPU is used when there is one.",
+        epilog=GENERATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gen.add_argument("--image", required=True, help="the still: PNG or JPEG, any size and aspect")
+    gen.add_argument("--audio", required=True, help="the music: wav, flac, ogg or mp3")
+    gen.add_argument("--out", required=True, help="output folder (new, empty, or an earlier generate output)")
+    gen.add_argument("--beats", default=None, metavar="BEATS.TXT",
+                     help="beat times to dance to (see below); default: track the beats of the music")
+    gen.add_argument("--style", choices=styles, default=None, metavar="NAME",
+                     help=f"dance style (auto: the music decides): {', '.join(styles)}")
+    gen.add_argument("--start", type=_non_negative_float, default=None, metavar="S",
+                     help="seconds into the audio where the dance begins (0)")
+    gen.add_argument("--seconds", type=_positive_float, default=None, metavar="N",
+                     help="length of the dance in seconds (to the end of the audio)")
+    gen.add_argument("--fps", type=_positive_float, default=None, help="frames per second of the output (24)")
+    gen.add_argument("--seed", type=int, default=None, help="same seed, same dance (0)")
+    gen.add_argument("--steps", type=int, default=None,
+                     help="sampler steps per window (from the preset; standard: 25)")
+    gen.add_argument("--guidance", type=float, default=None, metavar="G",
+                     help="how strongly the dance follows the music; 1 = no guidance (from the preset; standard: 2)")
+    gen.add_argument("--resolution", choices=("model", "full"), default=None,
+                     help="model: the model's own view; full: the still's own size (from the preset)")
+    gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                     help="auto: a CUDA GPU when there is one (auto)")
+    gen.add_argument("--preset", default=None, metavar="NAME", help=_preset_help())
+    gen.add_argument("--checkpoint", default=None, metavar="DIR",
+                     help="model checkpoint folder (default: the bundled starter model, checkpoints/starter)")
+    gen.add_argument("--json", action="store_true",
+                     help="print one JSON object last: frames, fps, size, paths and seconds per stage")
+    gen.set_defaults(func=cmd_generate)
+
+
+# ------------------------------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dance_any_beat.evaluate import evaluate
+
+    checkpoint = _checkpoint(args.checkpoint)
+    bar = tqdm(total=args.clips, unit="clip", desc="evaluate")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = evaluate(checkpoint, args.data, clips=args.clips, preset=args.preset, seed=args.seed,
+                          device=args.device, progress=progress)
+    finally:
+        bar.close()
+    print(json.dumps(report.to_dict()) if args.json else report.table())
+    return 0
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    ev = commands.add_parser(
+        "evaluate",
+        help="score a checkpoint on held-out procedural clips (SSIM/PSNR, beat alignment, AV-Align, music swap)",
+        description="Score a DabFusion checkpoint on procedural clips it never saw in training: LFAE "
+        "reconstruction SSIM/PSNR; beat alignment (BAS) of dances generated from each clip's first frame and "
+        "music, next to the real video's; AV-Align; the music-swap test (the same still danced to another "
+        "clip's music should match the clip's own beats far worse); motion size and frame-0 fidelity. Prints a "
+        "table with the targets of the starter model.",
+        epilog="example:\n  dance-any-beat make-dataset --out datasets/procedural --num-clips 50 --split test\n"
+        "  dance-any-beat evaluate --checkpoint checkpoints/starter --data datasets/procedural/test --clips 8",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint folder (the starter model)")
+    ev.add_argument("--data", required=True, metavar="DIR", help="a procedural split folder, e.g. DIR/test")
+    ev.add_argument("--clips", type=int, default=8, metavar="N", help="clips to score, in seed order (8)")
+    ev.add_argument("--preset", default="standard", metavar="NAME", help="quality preset for generating (standard)")
+    ev.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ev.set_defaults(func=cmd_evaluate)
+
+
 # -------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -168,6 +391,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object with the results")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)
+
+    train = commands.add_parser(
+        "train",
+        help="train DabFusion: stage 1 (lfae, the flow auto-encoder) then stage 2 (diffusion, music -> motion)",
+        description="Train one stage of DabFusion from a TOML config (see configs/). Stage 1 (lfae) learns to "
+        "rebuild a frame from another frame of the same video through a latent flow; stage 2 (diffusion) learns "
+        "to generate those flows from a still and music, with the stage-1 model frozen. Any setting can be "
+        "overridden with --set KEY=VALUE (tables with dots: model.base_channels=32).",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("stage", choices=("lfae", "diffusion"), help="which stage to train")
+    train.add_argument("--config", default=None, help="TOML file of settings (default: the built-in defaults)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one setting, after the file (repeatable)")
+    train.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
+    train.set_defaults(func=cmd_train)
+    _add_generate(commands)
+    _add_evaluate(commands)
     return parser
 
 

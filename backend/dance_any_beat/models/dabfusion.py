@@ -1,0 +1,353 @@
+"""The DabFusion model bundle: the frozen LFAE (stage 1), the music encoder and the 3D U-Net (stage 2).
+
+One checkpoint of kind "dabfusion" holds all three parts and the `DabFusionConfig` that rebuilds them, so the
+pipeline needs nothing else. A stage-1 checkpoint (kind "lfae") holds the LFAE alone: it is what stage-2
+training starts from, and it cannot generate motion by itself.
+
+The diffusion target x0 (B, 3, T, h, w) is what the U-Net learns to generate: for each frame of a window, the
+LFAE's backward latent flow from the window's first frame (the reference), divided by `DataConfig.flow_scale`
+and clamped to [-1, 1], and its occlusion map mapped from [0, 1] to [-1, 1]. The sampler's dynamic
+thresholding assumes data in [-1, 1]; flows are normalised grid offsets, mostly well below 1, so without the
+scale they would use a small part of that range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dance_any_beat.checkpoint import CheckpointError, load_checkpoint, load_part, read_config, save_checkpoint
+from dance_any_beat.diffusion import Conditioning, DiffusionConfig
+from dance_any_beat.models.lfae import LFAE, LFAEConfig
+from dance_any_beat.models.unet3d import UNet3D, UNet3DConfig
+from dance_any_beat.music.encoder import FrozenTower, MusicEmbedding, MusicEncoder, MusicEncoderConfig, MusicInputs
+from dance_any_beat.styles import STYLE_NAMES
+
+LFAE_KIND = "lfae"  # checkpoint kind of a stage-1 run: the LFAE alone
+DABFUSION_KIND = "dabfusion"  # checkpoint kind of a stage-2 run: LFAE + music encoder + U-Net
+PARTS = ("lfae", "music", "unet")  # part names inside a dabfusion checkpoint
+
+
+@dataclass
+class DataConfig:
+    """What one generated window is: frame size, frame rate, length, flow scaling and the style vocabulary."""
+
+    image_size: int = 128  # side of the frames in and out, pixels (the LFAE's image_size)
+    fps: float = 10.0  # frames per second of the model's windows (training samples frames at this rate)
+    num_frames: int = 16  # T, frames per training window (the U-Net runs any T at generation time)
+    flow_scale: float = 0.5  # x0 flow = clamp(flow / flow_scale, -1, 1): flows up to half the frame are kept
+    styles: tuple[str, ...] = STYLE_NAMES  # dance-style labels, in the order of the U-Net's style embedding
+
+    def __post_init__(self) -> None:
+        self.styles = tuple(self.styles)  # JSON gives a list back
+        if self.image_size < 1 or self.num_frames < 1 or self.fps <= 0 or self.flow_scale <= 0:
+            raise ValueError(
+                f"need image_size >= 1, num_frames >= 1, fps > 0, flow_scale > 0; got {self.image_size}, "
+                f"{self.num_frames}, {self.fps}, {self.flow_scale}"
+            )
+        unknown = [s for s in self.styles if s not in STYLE_NAMES]
+        if unknown or len(set(self.styles)) != len(self.styles):
+            raise ValueError(f"styles must be distinct names from {list(STYLE_NAMES)}, got {list(self.styles)}")
+
+
+def _as(cls: type, value: Any) -> Any:
+    """A nested config from its JSON dict (or itself when already built)."""
+    return cls(**value) if isinstance(value, dict) else value
+
+
+def _derived_unet_fields(lfae: LFAEConfig, music: MusicEncoderConfig, data: DataConfig) -> dict[str, int]:
+    return {
+        "ref_channels": lfae.latent_channels,
+        "music_global_dim": music.global_dim,
+        "music_frame_dim": music.frame_dim,
+        "num_frames": data.num_frames,
+        "num_styles": len(data.styles),
+    }
+
+
+def _starter_unet() -> UNet3DConfig:
+    """UNet3DConfig.cpu_starter() fitted to the default LFAE, music encoder and data: the CPU starter model."""
+    return dataclasses.replace(
+        UNet3DConfig.cpu_starter(), **_derived_unet_fields(LFAEConfig(), MusicEncoderConfig(), DataConfig())
+    )
+
+
+@dataclass
+class DabFusionConfig:
+    """Everything that rebuilds a DabFusion model; round-trips through `to_dict` -> JSON -> `from_dict`."""
+
+    lfae: LFAEConfig = field(default_factory=LFAEConfig)
+    unet: UNet3DConfig = field(default_factory=lambda: _starter_unet())
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    music: MusicEncoderConfig = field(default_factory=MusicEncoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        self.lfae = _as(LFAEConfig, self.lfae)
+        self.unet = _as(UNet3DConfig, self.unet)
+        self.diffusion = _as(DiffusionConfig, self.diffusion)
+        self.music = _as(MusicEncoderConfig, self.music)
+        self.data = _as(DataConfig, self.data)
+        expected = self.derived_unet_fields()
+        wrong = {k: (getattr(self.unet, k), v) for k, v in expected.items() if getattr(self.unet, k) != v}
+        if wrong:
+            detail = ", ".join(f"unet.{k} = {got} but must be {want}" for k, (got, want) in wrong.items())
+            raise ValueError(f"the parts of the DabFusion config do not fit together: {detail}")
+        if self.unet.in_channels != 3 or self.unet.out_channels != 3:
+            raise ValueError("the U-Net generates flow (2) + occlusion (1): in_channels and out_channels must be 3")
+        if self.data.image_size != self.lfae.image_size:
+            raise ValueError(f"data.image_size {self.data.image_size} != lfae.image_size {self.lfae.image_size}")
+        if self.lfae.latent_size % self.unet.downsample_factor:
+            raise ValueError(
+                f"the latent side {self.lfae.latent_size} must be divisible by the U-Net's downsampling "
+                f"{self.unet.downsample_factor} ({len(self.unet.channel_mults)} levels)"
+            )
+
+    def derived_unet_fields(self) -> dict[str, int]:
+        """U-Net fields fixed by the other parts: the reference latent width, the music widths, T, the styles."""
+        return _derived_unet_fields(self.lfae, self.music, self.data)
+
+    @classmethod
+    def assemble(
+        cls,
+        lfae: LFAEConfig,
+        unet: UNet3DConfig,
+        diffusion: DiffusionConfig,
+        music: MusicEncoderConfig,
+        data: DataConfig,
+    ) -> DabFusionConfig:
+        """The config with the U-Net's derived fields (and data.image_size) set from the other parts."""
+        data = dataclasses.replace(data, image_size=lfae.image_size)
+        unet = dataclasses.replace(unet, **_derived_unet_fields(lfae, music, data))
+        return cls(lfae=lfae, unet=unet, diffusion=diffusion, music=music, data=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples become lists)."""
+        import json
+
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DabFusionConfig:
+        """From `to_dict` output or a checkpoint header (its other keys, such as "format", are ignored)."""
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Flows and occlusions <-> the diffusion target
+
+
+def motion_to_x0(flow: Tensor, occlusion: Tensor, flow_scale: float) -> Tensor:
+    """flow (B, 2, T, h, w) normalised offsets, occlusion (B, 1, T, h, w) in [0, 1] -> x0 (B, 3, T, h, w), [-1, 1]."""
+    assert flow.ndim == 5 and flow.shape[1] == 2, f"flow must be (B, 2, T, h, w), got {tuple(flow.shape)}"
+    assert occlusion.shape == (flow.shape[0], 1, *flow.shape[2:]), (
+        f"occlusion must be (B, 1, T, h, w) like flow {tuple(flow.shape)}, got {tuple(occlusion.shape)}"
+    )
+    return torch.cat([(flow / flow_scale).clamp(-1.0, 1.0), occlusion * 2.0 - 1.0], dim=1)  # (B, 3, T, h, w)
+
+
+def x0_to_motion(x0: Tensor, flow_scale: float) -> tuple[Tensor, Tensor]:
+    """x0 (B, 3, T, h, w) -> flow (B, 2, T, h, w) in normalised offsets, occlusion (B, 1, T, h, w) in [0, 1]."""
+    assert x0.ndim == 5 and x0.shape[1] == 3, f"x0 must be (B, 3, T, h, w), got {tuple(x0.shape)}"
+    return x0[:, :2] * flow_scale, ((x0[:, 2:] + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+@torch.no_grad()
+def lfae_targets(lfae: LFAE, frames: Tensor, flow_scale: float, chunk: int = 64) -> tuple[Tensor, Tensor]:
+    """frames (B, 3, T, S, S) in [0, 1] -> (x0 (B, 3, T, h, w), reference latent (B, C, h, w)).
+
+    The reference is each window's first frame; the LFAE predicts the flow and occlusion from it to every frame
+    (the first included), `chunk` frame pairs at a time.
+    """
+    s = lfae.config.image_size
+    assert frames.ndim == 5 and tuple(frames.shape[1:2] + frames.shape[3:]) == (3, s, s), (
+        f"frames must be (B, 3, T, {s}, {s}) RGB in [0, 1], got {tuple(frames.shape)}"
+    )
+    b, _, t = frames.shape[:3]
+    ref = frames[:, :, 0]  # (B, 3, S, S)
+    drive = frames.transpose(1, 2).reshape(b * t, 3, s, s)  # (B*T, 3, S, S), frame-major within each sample
+    refs = ref[:, None].expand(b, t, 3, s, s).reshape(b * t, 3, s, s)  # (B*T, 3, S, S)
+    flows, occlusions = [], []
+    for i in range(0, b * t, chunk):
+        motion = lfae.predict_flow(refs[i : i + chunk], drive[i : i + chunk])
+        flows.append(motion.flow)  # (n, 2, h, w)
+        occlusions.append(motion.occlusion)  # (n, 1, h, w)
+    h = lfae.config.latent_size
+    flow = torch.cat(flows).reshape(b, t, 2, h, h).transpose(1, 2)  # (B, 2, T, h, w)
+    occlusion = torch.cat(occlusions).reshape(b, t, 1, h, h).transpose(1, 2)  # (B, 1, T, h, w)
+    return motion_to_x0(flow.float(), occlusion.float(), flow_scale), lfae.encode(ref)
+
+
+@torch.no_grad()
+def render_frames(lfae: LFAE, ref_latent: Tensor, x0: Tensor, flow_scale: float, chunk: int = 16) -> Tensor:
+    """Warp the reference latent (B, C, h, w) by each frame's flow and occlusion in x0, decode: (B, 3, T, S, S).
+
+    `chunk` frames go through the decoder at a time, which caps memory for long windows.
+    """
+    flow, occlusion = x0_to_motion(x0, flow_scale)  # (B, 2, T, h, w), (B, 1, T, h, w)
+    b, _, t, h, w = flow.shape
+    flow = flow.transpose(1, 2).reshape(b * t, 2, h, w)  # (B*T, 2, h, w)
+    occlusion = occlusion.transpose(1, 2).reshape(b * t, 1, h, w)  # (B*T, 1, h, w)
+    latent = ref_latent[:, None].expand(b, t, *ref_latent.shape[1:]).reshape(b * t, *ref_latent.shape[1:])
+    out = []
+    for i in range(0, b * t, chunk):
+        warped = lfae.warp(latent[i : i + chunk], flow[i : i + chunk].to(latent.dtype), occlusion[i : i + chunk])
+        out.append(lfae.decode(warped))  # (n, 3, S, S)
+    s = lfae.config.image_size
+    return torch.cat(out).reshape(b, t, 3, s, s).transpose(1, 2)  # (B, 3, T, S, S)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Stage-1 checkpoints
+
+
+def save_lfae_checkpoint(
+    path: str | Path, lfae: LFAE, *, extra: dict[str, Any] | None = None, dtype: torch.dtype | None = None
+) -> Path:
+    """Write a stage-1 checkpoint (kind "lfae"): the LFAE's weights and config, plus `extra` under "training"."""
+    config = {"lfae": dataclasses.asdict(lfae.config), "training": dict(extra or {})}
+    return save_checkpoint(path, {"lfae": lfae.state_dict()}, config, kind=LFAE_KIND, dtype=dtype)
+
+
+def load_lfae_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LFAE:
+    """The LFAE of a stage-1 checkpoint, frozen and in eval mode (stage 2 trains on its flows)."""
+    header = read_config(path)
+    kind = header.get("kind")
+    if kind == DABFUSION_KIND:
+        raise CheckpointError(
+            f"{path} is a full DabFusion checkpoint (kind 'dabfusion'), but a stage-1 LFAE checkpoint (kind 'lfae') "
+            "is needed here: give the checkpoint folder of a `dance-any-beat train lfae` run (RUN_DIR/checkpoint)"
+        )
+    if kind != LFAE_KIND:
+        raise CheckpointError(f"{path} holds a {kind!r} model, but a stage-1 LFAE checkpoint (kind 'lfae') is needed")
+    config, parts = load_checkpoint(path, kind=LFAE_KIND)
+    try:
+        lfae_config = LFAEConfig(**config["lfae"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"the config of {path} does not describe an LFAE ({err})") from None
+    lfae = LFAE(lfae_config)
+    load_part(lfae, parts.get("lfae", {}), part="lfae", source=path)
+    lfae.requires_grad_(False)
+    return lfae.to(device).eval()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The bundle
+
+
+class DabFusion(nn.Module):
+    """LFAE + music encoder + U-Net, built from one `DabFusionConfig`; the unit the pipeline loads and saves.
+
+    Parts may be given already built (stage-2 training shares its frozen LFAE and trained modules this way).
+    """
+
+    def __init__(
+        self,
+        config: DabFusionConfig,
+        *,
+        lfae: LFAE | None = None,
+        music: MusicEncoder | None = None,
+        unet: UNet3D | None = None,
+        towers: dict[str, FrozenTower] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.lfae = lfae if lfae is not None else LFAE(config.lfae)
+        self.music = music if music is not None else MusicEncoder(config.music, towers)
+        self.unet = unet if unet is not None else UNet3D(config.unet)
+        for name, module in (("lfae", self.lfae), ("music", self.music), ("unet", self.unet)):
+            expected = getattr(config, name)
+            assert module.config == expected, f"the given {name} was built with another config than config.{name}"
+
+    # -- checkpoints
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> DabFusion:
+        """Rebuild the model from a "dabfusion" checkpoint folder alone, in eval mode on `device`."""
+        header = read_config(path)
+        if header.get("kind") == LFAE_KIND:
+            raise CheckpointError(
+                f"{path} is a stage-1 checkpoint (kind 'lfae'): it holds the flow auto-encoder only and cannot "
+                "generate motion. Train stage 2 on it (`dance-any-beat train diffusion --config "
+                f"configs/diffusion_starter.toml --set lfae_checkpoint={path}`) and use that run's checkpoint "
+                "folder, or give a full DabFusion checkpoint (kind 'dabfusion')"
+            )
+        config_dict, parts = load_checkpoint(path, kind=DABFUSION_KIND, dtype=dtype)
+        try:
+            config = DabFusionConfig.from_dict(config_dict)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"the config of {path} does not describe a DabFusion model ({err})") from None
+        missing = [p for p in PARTS if p not in parts]
+        if missing:
+            raise CheckpointError(f"{path} lacks the {', '.join(map(repr, missing))} weights of a DabFusion model")
+        model = cls(config)
+        for name in PARTS:
+            load_part(getattr(model, name), parts[name], part=name, source=path)
+        model.lfae.requires_grad_(False)
+        return model.to(device=device, dtype=dtype).eval()
+
+    def part_states(self) -> dict[str, dict[str, Tensor]]:
+        """Part name -> state dict, as stored in the checkpoint (the music encoder's frozen towers excluded)."""
+        return {name: getattr(self, name).state_dict() for name in PARTS}
+
+    def save(self, path: str | Path, dtype: torch.dtype | None = None, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a "dabfusion" checkpoint; `dtype` (e.g. torch.float16) shrinks it for shipping."""
+        config = {**self.config.to_dict(), "training": dict(extra or {})}
+        return save_checkpoint(path, self.part_states(), config, kind=DABFUSION_KIND, dtype=dtype)
+
+    # -- the steps of generation
+
+    @property
+    def flow_scale(self) -> float:
+        return self.config.data.flow_scale
+
+    def latent_shape(self, batch: int, frames: int) -> tuple[int, int, int, int, int]:
+        """Shape of x0 for `batch` windows of `frames` frames: (B, 3, T, h, w)."""
+        h = self.config.lfae.latent_size
+        return (batch, 3, frames, h, h)
+
+    @torch.no_grad()
+    def encode_reference(self, image: Tensor) -> Tensor:
+        """(B, 3, S, S) RGB in [0, 1] -> reference latent (B, C, h, w)."""
+        return self.lfae.encode(image)
+
+    def encode_music(self, audio: MusicInputs | None, rhythm: Tensor | None, n_frames: int) -> MusicEmbedding:
+        """Music of the window (see `music.encoder.prepare_audio`) and rhythm (B, T, rhythm_dim) -> embedding."""
+        return self.music(audio, rhythm, n_frames)
+
+    def style_labels(self, names: list[str | None], device: torch.device | str = "cpu") -> Tensor:
+        """Style names (None = auto) -> (B,) labels of the U-Net's style embedding."""
+        styles = self.config.data.styles
+        bad = [n for n in names if n is not None and n not in styles]
+        if bad:
+            raise ValueError(f"unknown dance style {bad[0]!r}; this model knows: {', '.join(styles)}")
+        return torch.tensor([len(styles) if n is None else styles.index(n) for n in names], device=device)
+
+    def conditioning(self, ref_latent: Tensor, music: MusicEmbedding | None, style: Tensor | None) -> Conditioning:
+        return Conditioning(
+            ref_latent=ref_latent,
+            music_global=None if music is None else music.global_,
+            music_frames=None if music is None else music.frames,
+            style=style,
+        )
+
+    @torch.no_grad()
+    def motion_targets(self, frames: Tensor, chunk: int = 64) -> tuple[Tensor, Tensor]:
+        """frames (B, 3, T, S, S) -> (x0 (B, 3, T, h, w), reference latent); the first frame is the reference."""
+        return lfae_targets(self.lfae, frames, self.flow_scale, chunk)
+
+    def x0_to_motion(self, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """x0 (B, 3, T, h, w) -> flow (B, 2, T, h, w), occlusion (B, 1, T, h, w)."""
+        return x0_to_motion(x0, self.flow_scale)
+
+    @torch.no_grad()
+    def render(self, ref_latent: Tensor, x0: Tensor, chunk: int = 16) -> Tensor:
+        """Generated x0 (B, 3, T, h, w) -> frames (B, 3, T, S, S) in [0, 1]."""
+        return render_frames(self.lfae, ref_latent, x0, self.flow_scale, chunk)

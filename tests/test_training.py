@@ -1,0 +1,281 @@
+"""Both training stages end to end on a tiny procedural data set: losses fall, runs resume, DDP ranks agree,
+the stage-2 checkpoint is a complete model, and wrong checkpoints or settings get clear errors."""
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dance_any_beat.checkpoint import CheckpointError, read_config
+from dance_any_beat.cli import main
+from dance_any_beat.data.procedural import make_dataset
+from dance_any_beat.diffusion import make_sampler, sample
+from dance_any_beat.models.dabfusion import (
+    DabFusion,
+    DabFusionConfig,
+    DataConfig,
+    load_lfae_checkpoint,
+    motion_to_x0,
+    x0_to_motion,
+)
+from dance_any_beat.models.lfae import LFAEConfig
+from dance_any_beat.models.unet3d import UNet3DConfig
+from dance_any_beat.music.encoder import prepare_audio
+from dance_any_beat.train import lfae as lfae_module
+from dance_any_beat.train.common import load_config, read_csv_log
+from dance_any_beat.train.datasets import MotionWindows, open_source
+from dance_any_beat.train.diffusion import DiffusionTrainConfig, train_diffusion
+from dance_any_beat.train.lfae import LFAETrainConfig, params_digest, train_lfae
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("procedural")
+    make_dataset(out, 4, seconds=2.0, size=64, workers=1)
+    return out
+
+
+def lfae_config(data_dir: Path, out: Path, *overrides: str) -> LFAETrainConfig:
+    base = [f"data_path={data_dir}", f"out={out}", "progress=false"]
+    return load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml", [*base, *overrides])
+
+
+def diffusion_config(data_dir: Path, out: Path, lfae_checkpoint: Path | str, *overrides: str) -> DiffusionTrainConfig:
+    base = [f"data_path={data_dir}", f"out={out}", f"lfae_checkpoint={lfae_checkpoint}", "progress=false"]
+    return load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml", [*base, *overrides])
+
+
+@pytest.fixture(scope="module")
+def lfae_run(data_dir: Path, tmp_path_factory) -> Path:
+    """The tiny stage-1 run (80 steps) that the stage-2 tests build on."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_lfae(lfae_config(data_dir, tmp_path_factory.mktemp("runs") / "lfae"))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+# ---------------------------------------------------------------------------------------------------- stage 1
+@pytest.mark.slow
+def test_tiny_lfae_run_halves_its_reconstruction_loss(lfae_run: Path):
+    rows = read_csv_log(lfae_run / "log.csv")
+    assert [int(r["step"]) for r in rows] == list(range(5, 81, 5))
+    l1 = [r["l1"] for r in rows]
+    print("lfae l1 curve:", [round(v, 4) for v in l1])
+    assert mean(l1[-3:]) <= 0.5 * mean(l1[:3]), l1
+    assert all(r["steps_per_s"] > 0 and r["lr"] > 0 for r in rows)
+    lfae = load_lfae_checkpoint(lfae_run / "checkpoint")
+    assert lfae.config == load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml").model
+    assert read_config(lfae_run / "checkpoint")["training"]["step"] == 80
+    assert not any(p.requires_grad for p in lfae.parameters()) and not lfae.training
+
+
+def test_a_killed_lfae_run_resumes_from_its_saved_step(data_dir: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "run"
+    config = lfae_config(data_dir, out, "steps=12", "checkpoint_every=5", "log_every=1", "batch_size=4")
+    write = lfae_module.RunLog.write
+
+    def killed_at_step_8(self, step: int):
+        row = write(self, step)
+        if step == 8:
+            raise KeyboardInterrupt
+        return row
+
+    monkeypatch.setattr(lfae_module.RunLog, "write", killed_at_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train_lfae(config)
+    assert torch.load(out / "train_state.pt", weights_only=False)["step"] == 5  # the last save before the kill
+    assert [int(r["step"]) for r in read_csv_log(out / "log.csv")] == list(range(1, 9))
+
+    monkeypatch.setattr(lfae_module.RunLog, "write", write)
+    train_lfae(config)
+    steps = [int(r["step"]) for r in read_csv_log(out / "log.csv")]
+    assert steps == list(range(1, 13))  # 6..8 were dropped and redone once: no step twice
+    assert torch.load(out / "train_state.pt", weights_only=False)["step"] == 12
+    assert read_config(out / "checkpoint")["training"]["step"] == 12
+
+
+def test_resuming_with_another_model_is_refused(data_dir: Path, lfae_run: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_state.pt").write_bytes((lfae_run / "train_state.pt").read_bytes())
+    config = lfae_config(data_dir, out, "model.latent_channels=8", "steps=100")
+    with pytest.raises(ValueError, match=r"was trained with other model settings \(model.latent_channels was 16, "
+                                         r"now 8\); resume with the settings it was started with, or give a new"):
+        train_lfae(config)
+    # a stage-2 run in a stage-1 folder is refused too
+    with pytest.raises(ValueError, match="state of a 'lfae' run, not a 'diffusion' one"):
+        train_diffusion(diffusion_config(data_dir, out, lfae_run / "checkpoint"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_keeps_the_ranks_equal(data_dir: Path, tmp_path: Path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        "-m", "dance_any_beat.cli", "train", "lfae", "--config", str(CONFIGS / "lfae_tiny.toml"),
+        "--set", f"data_path={data_dir}", "--set", f"out={out}", "--set", "steps=6", "--set", "batch_size=4",
+        "--set", "log_every=2", "--set", "progress=false", "--set", "dump_rank_params=true",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert result.stdout.count("lfae: step 6 done") == 1  # only rank 0 reports
+    rank0, rank1 = ((out / f"params_rank{r}.txt").read_text().strip() for r in (0, 1))
+    assert rank0 == rank1
+    assert params_digest(load_lfae_checkpoint(out / "checkpoint")) == rank0  # rank 0 saved what both hold
+    assert [int(r["step"]) for r in read_csv_log(out / "log.csv")] == [2, 4, 6]
+
+
+# ---------------------------------------------------------------------------------------------------- stage 2
+@pytest.mark.slow
+def test_tiny_diffusion_run_learns_and_its_checkpoint_generates(data_dir: Path, lfae_run: Path, tmp_path: Path):
+    run = train_diffusion(diffusion_config(data_dir, tmp_path / "diffusion", lfae_run / "checkpoint"))
+    rows = read_csv_log(run / "log.csv")
+    losses = [r["loss"] for r in rows]
+    print("diffusion loss curve:", [round(v, 4) for v in losses])
+    assert mean(losses[-2:]) < 0.75 * mean(losses[:2]), losses
+
+    model = DabFusion.from_checkpoint(run / "checkpoint")
+    header = read_config(run / "checkpoint", kind="dabfusion")
+    assert header["parts"] == ["lfae", "music", "unet"] and header["training"]["ema"] is True
+    tiny = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
+    assert model.config.unet.ref_channels == model.config.lfae.latent_channels == 16  # set from the LFAE
+    assert model.config.unet.music_global_dim == tiny.music.global_dim
+    assert model.config.unet.music_frame_dim == tiny.music.frame_dim
+    assert model.config.data.image_size == 64 and model.config.data.num_frames == 8
+    # the frozen LFAE went into the bundle unchanged
+    assert params_digest(model.lfae) == params_digest(load_lfae_checkpoint(lfae_run / "checkpoint"))
+
+    # one window's music -> DDIM in 4 steps -> x0 -> frames
+    window = MotionWindows(open_source("procedural", data_dir, "train"), size=64, fps=10, num_frames=8)[0]
+    music_in = prepare_audio(window["audio"], int(window["sr"]), model.config.music)
+    with torch.no_grad():
+        music = model.encode_music(music_in, window["rhythm"][None], 8)
+        ref_latent = model.encode_reference(window["ref"][None])
+    cond = model.conditioning(ref_latent, music, model.style_labels(["lock"]))
+    sampler = make_sampler("ddim", model.config.diffusion)
+    x0 = sample(model.unet, model.latent_shape(1, 8), cond, sampler, steps=4, guidance_scale=2.0,
+                generator=torch.Generator().manual_seed(0))
+    assert x0.shape == (1, 3, 8, 16, 16) and torch.isfinite(x0).all()
+    flow, occlusion = model.x0_to_motion(x0)
+    assert flow.shape == (1, 2, 8, 16, 16) and occlusion.shape == (1, 1, 8, 16, 16)
+    frames = model.render(ref_latent, x0)
+    assert frames.shape == (1, 3, 8, 64, 64) and 0.0 <= frames.min() and frames.max() <= 1.0
+
+    # asked for more steps, the same command resumes (optimiser, averaged weights) and goes on from step 60
+    train_diffusion(diffusion_config(data_dir, tmp_path / "diffusion", lfae_run / "checkpoint", "steps=64"))
+    assert [int(r["step"]) for r in read_csv_log(run / "log.csv")] == [*range(5, 61, 5), 64]
+    assert read_config(run / "checkpoint")["training"]["step"] == 64
+
+
+def test_wrong_checkpoints_are_named(data_dir: Path, lfae_run: Path, tmp_path: Path):
+    with pytest.raises(CheckpointError, match="lfae_checkpoint .*missing does not exist: give the checkpoint folder "
+                                              "of a `dance-any-beat train lfae` run"):
+        train_diffusion(diffusion_config(data_dir, tmp_path / "a", tmp_path / "missing"))
+    with pytest.raises(CheckpointError, match="lfae_checkpoint is not set: stage 2 needs a trained stage-1 LFAE"):
+        train_diffusion(diffusion_config(data_dir, tmp_path / "a", "none"))
+
+    # a full model where the stage-1 one is needed
+    lfae = load_lfae_checkpoint(lfae_run / "checkpoint")
+    tiny = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
+    bundle_config = DabFusionConfig.assemble(lfae.config, tiny.model, tiny.diffusion, tiny.music, tiny.data)
+    bundle = DabFusion(bundle_config, lfae=lfae)
+    full = bundle.save(tmp_path / "full")
+    with pytest.raises(CheckpointError, match="is a full DabFusion checkpoint .kind 'dabfusion'., but a stage-1 "
+                                              "LFAE checkpoint .kind 'lfae'. is needed here"):
+        train_diffusion(diffusion_config(data_dir, tmp_path / "b", full))
+    # ... and the reverse: the pipeline given the stage-1 checkpoint
+    with pytest.raises(CheckpointError, match="is a stage-1 checkpoint .kind 'lfae'.: it holds the flow auto-encoder "
+                                              "only and cannot generate motion. Train stage 2"):
+        DabFusion.from_checkpoint(lfae_run / "checkpoint")
+    # the full one loads and equals what was saved
+    loaded = DabFusion.from_checkpoint(full)
+    assert loaded.config == bundle_config
+    for part in ("lfae", "music", "unet"):
+        assert params_digest(getattr(loaded, part)) == params_digest(getattr(bundle, part))
+    with pytest.raises(CheckpointError, match="checkpoint weights not found"):
+        DabFusion.from_checkpoint(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------------------------------------------- pieces
+def test_dabfusion_config_round_trips_through_json():
+    config = DabFusionConfig.assemble(
+        LFAEConfig(image_size=64, latent_size=16, latent_channels=24),
+        UNet3DConfig.cpu_starter(),
+        load_config(DiffusionTrainConfig).diffusion,
+        load_config(DiffusionTrainConfig, None, ["music.global_dim=48", "music.frame_dim=12"]).music,
+        DataConfig(num_frames=12, styles=("pop", "lock")),
+    )
+    assert config.unet.ref_channels == 24 and config.unet.music_global_dim == 48
+    assert config.unet.music_frame_dim == 12 and config.unet.num_frames == 12 and config.unet.num_styles == 2
+    assert config.data.image_size == 64
+    back = DabFusionConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert back == config and isinstance(back.data.styles, tuple) and isinstance(back.unet.channel_mults, tuple)
+    default = DabFusionConfig()  # the CPU starter model, its parts fitted together
+    assert default.unet.music_frame_dim == default.music.frame_dim and default.unet.base_channels == 32
+    with pytest.raises(ValueError, match="unet.ref_channels = 64 but must be 24"):
+        DabFusionConfig(lfae=config.lfae, unet=UNet3DConfig.cpu_starter(), music=config.music, data=config.data)
+
+
+def test_x0_holds_flows_and_occlusions_in_minus_one_to_one():
+    flow = torch.tensor([-0.9, -0.25, 0.0, 0.1, 0.6]).reshape(1, 1, 5, 1, 1).expand(1, 2, 5, 1, 1)
+    occlusion = torch.tensor([0.0, 0.3, 0.5, 0.9, 1.0]).reshape(1, 1, 5, 1, 1)
+    x0 = motion_to_x0(flow, occlusion, flow_scale=0.5)
+    assert x0.shape == (1, 3, 5, 1, 1) and x0.min() >= -1 and x0.max() <= 1
+    back_flow, back_occlusion = x0_to_motion(x0, flow_scale=0.5)
+    torch.testing.assert_close(back_occlusion, occlusion)
+    torch.testing.assert_close(back_flow, flow.clamp(-0.5, 0.5))  # beyond the scale: clamped
+
+
+def test_example_configs_load_and_the_starters_are_the_documented_models():
+    lfae = load_config(LFAETrainConfig, CONFIGS / "lfae_starter.toml")
+    assert lfae.model == LFAEConfig()  # the 2.3 M-parameter CPU starter
+    diffusion = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_starter.toml")
+    bundle = DabFusionConfig.assemble(lfae.model, diffusion.model, diffusion.diffusion, diffusion.music,
+                                      diffusion.data)
+    starter = UNet3DConfig.cpu_starter()
+    derived = set(bundle.derived_unet_fields())
+    assert {k: v for k, v in vars(bundle.unet).items() if k not in derived} == {
+        k: v for k, v in vars(starter).items() if k not in derived
+    }
+    assert bundle.unet.num_frames == starter.num_frames == 16 and diffusion.music.parts == ("mel", "beats")
+    load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
+    load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
+
+
+def test_cli_train_prints_the_config_and_names_errors(tmp_path: Path, capsys):
+    assert main(["train", "lfae", "--config", str(CONFIGS / "lfae_tiny.toml"), "--set", "steps=3",
+                 "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3
+    assert main(["train", "diffusion", "--config", str(CONFIGS / "diffusion_tiny.toml"),
+                 "--set", f"lfae_checkpoint={tmp_path / 'nope'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dance-any-beat train: error: lfae_checkpoint") and "\n" not in err
+    assert main(["train", "lfae", "--set", "stepz=3"]) == 2
+    assert "unknown config keys ['stepz']" in capsys.readouterr().err
