@@ -1,0 +1,140 @@
+"""`dance-any-beat generate` and `evaluate` as a user runs them, with a tiny random-weight checkpoint."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from dance_any_beat import pipeline
+from dance_any_beat.cli import main
+from dance_any_beat.data.music_synth import synthesize_music
+from dance_any_beat.data.procedural import make_dataset
+from dance_any_beat.diffusion import DiffusionConfig
+from dance_any_beat.evaluate import TARGETS, evaluate
+from dance_any_beat.models.dabfusion import DabFusion, DabFusionConfig, DataConfig
+from dance_any_beat.models.lfae import LFAEConfig
+from dance_any_beat.models.unet3d import UNet3DConfig
+from dance_any_beat.music.encoder import MusicEncoderConfig
+from dance_any_beat.presets import load_quality_presets
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A ~40 k-parameter DabFusion with random weights: 32 px frames, windows of 8 frames at 10 fps."""
+    lfae = LFAEConfig(image_size=32, latent_size=8, latent_channels=8, base_channels=8, decoder_res_blocks=1,
+                      num_regions=2, region_channels=8, region_max_channels=16, region_depth=2, motion_channels=8,
+                      motion_max_channels=16, motion_depth=2)  # fmt: skip
+    unet = UNet3DConfig(base_channels=8, channel_mults=(1,), num_res_blocks=1, spatial_attention=(False,),
+                        temporal_attention=(True,), mid_attention=False, attention_heads=1, attention_head_dim=8,
+                        cond_dim=16)  # fmt: skip
+    music = MusicEncoderConfig(parts=("mel", "beats"), global_dim=8, frame_dim=8, part_dim=8, mel_channels=8,
+                               mel_blocks=1, n_mels=16, beats_hidden=8)  # fmt: skip
+    config = DabFusionConfig.assemble(lfae, unet, DiffusionConfig(), music, DataConfig(fps=10.0, num_frames=8))
+    torch.manual_seed(0)
+    return DabFusion(config).save(tmp_path_factory.mktemp("tiny") / "checkpoint")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("inputs")
+    music = synthesize_music("house", 124.0, 3.0, sr=22050, seed=2, first_beat=0.1)
+    sf.write(folder / "song.wav", music.audio, music.sr)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "still.png"), (rng.random((36, 50, 3)) * 255).astype(np.uint8))
+    return folder / "still.png", folder / "song.wav"
+
+
+def run_generate(checkpoint: Path, inputs: tuple[Path, Path], out: Path, *flags: str) -> int:
+    image, audio = inputs
+    return main(["generate", "--image", str(image), "--audio", str(audio), "--out", str(out),
+                 "--checkpoint", str(checkpoint), *flags])  # fmt: skip
+
+
+def test_generate_json_is_the_last_line_with_the_documented_keys(checkpoint, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run_generate(checkpoint, inputs, out, "--seconds", "1.5", "--fps", "12", "--steps", "2",
+                        "--resolution", "full", "--json")  # fmt: skip
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"frames", "fps", "size", "frames_dir", "video", "beats_json", "seconds"} <= set(result)
+    assert result["frames"] == 18 and result["fps"] == 12.0 and result["size"] == [50, 36]
+    assert Path(result["frames_dir"]) == out / "frames" and len(list(out.glob("frames/*.png"))) == 18
+    assert Path(result["video"]).is_file() and Path(result["beats_json"]).is_file()
+    assert {"beats", "denoise", "decode", "video"} <= set(result["seconds"])
+    assert all(v >= 0 for v in result["seconds"].values())
+
+
+def test_beats_file_and_preset_with_overrides(checkpoint, inputs, tmp_path, capsys):
+    beats = tmp_path / "beats.txt"
+    beats.write_text("# my beats\n0.5\n1.0\n\n1.5\n")
+    out = tmp_path / "out"
+    assert run_generate(checkpoint, inputs, out, "--seconds", "1", "--fps", "6", "--beats", str(beats),
+                        "--preset", "draft", "--steps", "3", "--style", "house") == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "6 frames at 6 fps" in printed and "2 beats (given)" in printed  # 1.5 s lies past the 1 s range
+    record = json.loads((out / "generate.json").read_text())["params"]
+    draft = load_quality_presets()["draft"]
+    assert record["steps"] == 3  # the flag wins over the preset
+    assert (record["resolution"], record["guidance"]) == (draft.resolution, draft.guidance)
+    assert record["preset"] == "draft" and record["style"] == "house"
+    assert json.loads((out / "beats.json").read_text())["source"] == "given"
+
+
+def test_missing_checkpoints_say_how_to_get_one(inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "STARTER_CHECKPOINT", tmp_path / "checkpoints" / "starter")
+    image, audio = inputs
+    assert main(["generate", "--image", str(image), "--audio", str(audio), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "the starter model is not trained yet" in err and "dance-any-beat train diffusion" in err
+    assert "--checkpoint DIR" in err and len(err.strip().splitlines()) == 1
+
+    assert run_generate(tmp_path / "nowhere", inputs, tmp_path / "o") == 2
+    assert "checkpoint folder" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_with_exit_status_2(checkpoint, inputs, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_text("text")
+    code = main(["generate", "--image", str(bad), "--audio", str(inputs[1]), "--out", str(tmp_path / "o"),
+                 "--checkpoint", str(checkpoint)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("dance-any-beat generate: error: could not read")
+    assert run_generate(checkpoint, inputs, tmp_path / "o", "--preset", "ultra") == 2
+    assert "unknown preset 'ultra'; choose one of: draft, standard, final" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert run_generate(checkpoint, inputs, tmp_path / "o", "--beats", str(empty)) == 2
+    assert "holds no beat times" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", 2, split="test", seconds=1.5, size=32, workers=1)
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2",
+                 "--preset", "draft", "--json"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = report["summary"]
+    for key in ("lfae_ssim", "lfae_psnr", "bas_generated", "bas_ground_truth", "bas_ratio", "bas_swapped",
+                "music_swap_ratio", "av_align_generated", "av_align_ground_truth", "flow_px_generated",
+                "flow_px_ground_truth", "motion_ratio", "first_frame_ssim"):  # fmt: skip
+        assert key in summary, key
+    assert report["clips"] == 2 and len(report["per_clip"]) == 2 and set(report["checks"]) == set(TARGETS)
+    assert 0 <= summary["lfae_ssim"] <= 1 and summary["flow_px_generated"] > 0
+    assert summary["bas_ground_truth"] > 0.5  # the procedural dancer hits its beats
+
+    table = evaluate(checkpoint, data, clips=1, preset="draft").table()
+    assert "LFAE reconstruction SSIM" in table and "music swap" in table and "1 clips from" in table
