@@ -36,13 +36,7 @@ from dance_any_beat.models.unet3d import UNet3D, UNet3DConfig
 SHAPE = (2, 3, 4, 8, 8)  # (B, C, T, H, W)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all per-op overhead: one intra-op thread is faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_unet(seed: int = 0, **overrides) -> UNet3D:

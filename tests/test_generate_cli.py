@@ -7,43 +7,16 @@ import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from dance_any_beat import pipeline
 from dance_any_beat.cli import main
 from dance_any_beat.data.music_synth import synthesize_music
 from dance_any_beat.data.procedural import make_dataset
-from dance_any_beat.diffusion import DiffusionConfig
 from dance_any_beat.evaluate import TARGETS, evaluate
-from dance_any_beat.models.dabfusion import DabFusion, DabFusionConfig, DataConfig
-from dance_any_beat.models.lfae import LFAEConfig
-from dance_any_beat.models.unet3d import UNet3DConfig
-from dance_any_beat.music.encoder import MusicEncoderConfig
 from dance_any_beat.presets import load_quality_presets
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A ~40 k-parameter DabFusion with random weights: 32 px frames, windows of 8 frames at 10 fps."""
-    lfae = LFAEConfig(image_size=32, latent_size=8, latent_channels=8, base_channels=8, decoder_res_blocks=1,
-                      num_regions=2, region_channels=8, region_max_channels=16, region_depth=2, motion_channels=8,
-                      motion_max_channels=16, motion_depth=2)  # fmt: skip
-    unet = UNet3DConfig(base_channels=8, channel_mults=(1,), num_res_blocks=1, spatial_attention=(False,),
-                        temporal_attention=(True,), mid_attention=False, attention_heads=1, attention_head_dim=8,
-                        cond_dim=16)  # fmt: skip
-    music = MusicEncoderConfig(parts=("mel", "beats"), global_dim=8, frame_dim=8, part_dim=8, mel_channels=8,
-                               mel_blocks=1, n_mels=16, beats_hidden=8)  # fmt: skip
-    config = DabFusionConfig.assemble(lfae, unet, DiffusionConfig(), music, DataConfig(fps=10.0, num_frames=8))
-    torch.manual_seed(0)
-    return DabFusion(config).save(tmp_path_factory.mktemp("tiny") / "checkpoint")
+pytestmark = pytest.mark.usefixtures("one_thread")
+# `checkpoint` (conftest.py): a ~40 k-parameter DabFusion with random weights
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,7 @@ import torch
 
 from dance_any_beat import pipeline
 from dance_any_beat.data.music_synth import synthesize_music
-from dance_any_beat.diffusion import DiffusionConfig
-from dance_any_beat.models.dabfusion import DabFusion, DabFusionConfig, DataConfig
-from dance_any_beat.models.lfae import LFAEConfig
-from dance_any_beat.models.unet3d import UNet3DConfig
-from dance_any_beat.music.encoder import MusicEncoderConfig
+from dance_any_beat.models.dabfusion import DabFusion
 from dance_any_beat.pipeline import (
     Framing,
     GenerateParams,
@@ -38,34 +34,9 @@ from dance_any_beat.presets import (
 from dance_any_beat.styles import STYLES
 from dance_any_beat.video import probe_mp4, read_png_frames
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FAST = {"steps": 2, "resolution": "model", "window_overlap": 2}  # a tiny model needs no more for plumbing
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_config() -> DabFusionConfig:
-    """A ~40 k-parameter DabFusion: 32 px frames, 8 x 8 latents, windows of 8 frames at 10 fps."""
-    lfae = LFAEConfig(image_size=32, latent_size=8, latent_channels=8, base_channels=8, decoder_res_blocks=1,
-                      num_regions=2, region_channels=8, region_max_channels=16, region_depth=2, motion_channels=8,
-                      motion_max_channels=16, motion_depth=2)  # fmt: skip
-    unet = UNet3DConfig(base_channels=8, channel_mults=(1,), num_res_blocks=1, spatial_attention=(False,),
-                        temporal_attention=(True,), mid_attention=False, attention_heads=1, attention_head_dim=8,
-                        cond_dim=16)  # fmt: skip
-    music = MusicEncoderConfig(parts=("mel", "beats"), global_dim=8, frame_dim=8, part_dim=8, mel_channels=8,
-                               mel_blocks=1, n_mels=16, beats_hidden=8)  # fmt: skip
-    return DabFusionConfig.assemble(lfae, unet, DiffusionConfig(), music, DataConfig(fps=10.0, num_frames=8))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    return DabFusion(tiny_config()).save(tmp_path_factory.mktemp("tiny") / "checkpoint")
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +136,12 @@ def test_zero_motion_and_full_visibility_give_back_the_still(model, song, tmp_pa
         assert np.abs(frames.astype(int) - image[None].astype(int)).max() <= 1
 
 
-def test_flows_are_mapped_back_through_the_framing(model, song, tmp_path, monkeypatch):
+def test_flows_are_mapped_back_through_the_framing(model, tiny_dabfusion_config, song, tmp_path, monkeypatch):
     """A flow of one still pixel (in the view's units, through the letterbox) shifts the still by one pixel."""
     width, height = 70, 45
     image = write_still(tmp_path / "still.png", width, height, seed=4).astype(int)
     _, _, w, h = Framing.fit(width, height, 32).box
-    scale = tiny_config().data.flow_scale
+    scale = tiny_dabfusion_config.data.flow_scale
     # one still pixel = 2 / W still-normalised = (2 / W) (w / S) view-normalised; x0 holds flow / flow_scale
     for fx, fy in [(1, 0), (0, 1)]:
         flow_x = fx * (2.0 / width) * (w / 32) / scale

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from dance_any_beat.data.procedural import make_dataset, read_clip
+from dance_any_beat.data.procedural import read_clip
 from dance_any_beat.music.beats import RHYTHM_DIM
 from dance_any_beat.styles import STYLE_NAMES
 from dance_any_beat.train.datasets import (
@@ -21,20 +21,12 @@ from dance_any_beat.train.datasets import (
     open_source,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    out = tmp_path_factory.mktemp("procedural")
-    make_dataset(out, 3, seconds=2.0, size=64, workers=1)
-    return open_source("procedural", out, "train")
+def source(procedural_data):
+    return open_source("procedural", procedural_data(3), "train")
 
 
 @pytest.mark.parametrize("cache_bytes", [2**30, 0])  # decoded once and kept / read window by window

@@ -12,7 +12,6 @@ import torch
 
 from dance_any_beat.checkpoint import CheckpointError, read_config
 from dance_any_beat.cli import main
-from dance_any_beat.data.procedural import make_dataset
 from dance_any_beat.diffusion import make_sampler, sample
 from dance_any_beat.models.dabfusion import (
     DabFusion,
@@ -25,29 +24,20 @@ from dance_any_beat.models.dabfusion import (
 from dance_any_beat.models.lfae import LFAEConfig
 from dance_any_beat.models.unet3d import UNet3DConfig
 from dance_any_beat.music.encoder import prepare_audio
-from dance_any_beat.train import lfae as lfae_module
-from dance_any_beat.train.common import load_config, read_csv_log
+from dance_any_beat.train.common import RunLog, load_config, params_digest, read_csv_log
 from dance_any_beat.train.datasets import MotionWindows, open_source
 from dance_any_beat.train.diffusion import DiffusionTrainConfig, train_diffusion
-from dance_any_beat.train.lfae import LFAETrainConfig, params_digest, train_lfae
+from dance_any_beat.train.lfae import LFAETrainConfig, train_lfae
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("procedural")
-    make_dataset(out, 4, seconds=2.0, size=64, workers=1)
-    return out
+def data_dir(procedural_data) -> Path:
+    return procedural_data(4)
 
 
 def lfae_config(data_dir: Path, out: Path, *overrides: str) -> LFAETrainConfig:
@@ -62,13 +52,8 @@ def diffusion_config(data_dir: Path, out: Path, lfae_checkpoint: Path | str, *ov
 
 @pytest.fixture(scope="module")
 def lfae_run(data_dir: Path, tmp_path_factory) -> Path:
-    """The tiny stage-1 run (80 steps) that the stage-2 tests build on."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return train_lfae(lfae_config(data_dir, tmp_path_factory.mktemp("runs") / "lfae"))
-    finally:
-        torch.set_num_threads(threads)
+    """The tiny stage-1 run (80 steps) that the stage-2 tests build on (one thread: `one_thread` is module-scoped)."""
+    return train_lfae(lfae_config(data_dir, tmp_path_factory.mktemp("runs") / "lfae"))
 
 
 def mean(values: list[float]) -> float:
@@ -93,7 +78,7 @@ def test_tiny_lfae_run_halves_its_reconstruction_loss(lfae_run: Path):
 def test_a_killed_lfae_run_resumes_from_its_saved_step(data_dir: Path, tmp_path: Path, monkeypatch):
     out = tmp_path / "run"
     config = lfae_config(data_dir, out, "steps=12", "checkpoint_every=5", "log_every=1", "batch_size=4")
-    write = lfae_module.RunLog.write
+    write = RunLog.write
 
     def killed_at_step_8(self, step: int):
         row = write(self, step)
@@ -101,13 +86,13 @@ def test_a_killed_lfae_run_resumes_from_its_saved_step(data_dir: Path, tmp_path:
             raise KeyboardInterrupt
         return row
 
-    monkeypatch.setattr(lfae_module.RunLog, "write", killed_at_step_8)
+    monkeypatch.setattr(RunLog, "write", killed_at_step_8)
     with pytest.raises(KeyboardInterrupt):
         train_lfae(config)
     assert torch.load(out / "train_state.pt", weights_only=False)["step"] == 5  # the last save before the kill
     assert [int(r["step"]) for r in read_csv_log(out / "log.csv")] == list(range(1, 9))
 
-    monkeypatch.setattr(lfae_module.RunLog, "write", write)
+    monkeypatch.setattr(RunLog, "write", write)
     train_lfae(config)
     steps = [int(r["step"]) for r in read_csv_log(out / "log.csv")]
     assert steps == list(range(1, 13))  # 6..8 were dropped and redone once: no step twice

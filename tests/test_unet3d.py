@@ -11,14 +11,7 @@ import torch
 
 from dance_any_beat.models.unet3d import UNet3D, UNet3DConfig, count_parameters
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models are all per-op overhead: one intra-op thread is faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**overrides) -> UNet3DConfig:

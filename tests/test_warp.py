@@ -16,14 +16,7 @@ from dance_any_beat.warp import (
     warp_full_res,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors gain nothing from threads; on a shared machine extra threads mostly wait on each other."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _constant_pixel_flow(b: int, h: int, w: int, dx: float, dy: float) -> torch.Tensor:

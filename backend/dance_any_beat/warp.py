@@ -74,13 +74,15 @@ def grid_to_flow(grid: Tensor) -> Tensor:
     return grid.permute(0, 3, 1, 2) - identity_grid(h, w, device=grid.device, dtype=grid.dtype)  # (B, 2, h, w)
 
 
-def _check_occlusion(occlusion: Tensor, x: Tensor) -> None:
+def _check_occlusion(occlusion: Tensor, x: Tensor | None = None) -> None:
+    """(B, 1, h, w); with `x`, also its batch and size."""
     assert occlusion.ndim == 4 and occlusion.shape[1] == 1, (
         f"occlusion must be (B, 1, h, w), got {tuple(occlusion.shape)}"
     )
-    assert occlusion.shape[0] == x.shape[0] and occlusion.shape[-2:] == x.shape[-2:], (
-        f"occlusion {tuple(occlusion.shape)} does not match the warped tensor {tuple(x.shape)}"
-    )
+    if x is not None:
+        assert occlusion.shape[0] == x.shape[0] and occlusion.shape[-2:] == x.shape[-2:], (
+            f"occlusion {tuple(occlusion.shape)} does not match the warped tensor {tuple(x.shape)}"
+        )
 
 
 def warp(
@@ -121,9 +123,7 @@ def upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
 
 def upsample_occlusion(occlusion: Tensor, size: tuple[int, int]) -> Tensor:
     """(B, 1, h, w) occlusion in [0, 1] -> (B, 1, H, W); bilinear stays inside [0, 1]."""
-    assert occlusion.ndim == 4 and occlusion.shape[1] == 1, (
-        f"occlusion must be (B, 1, h, w), got {tuple(occlusion.shape)}"
-    )
+    _check_occlusion(occlusion)
     if tuple(occlusion.shape[-2:]) == tuple(size):
         return occlusion
     return F.interpolate(occlusion, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)  # (B, 1, H, W)

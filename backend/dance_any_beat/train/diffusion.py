@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from dance_any_beat.checkpoint import CheckpointError
 from dance_any_beat.diffusion import Conditioning, DiffusionConfig, GaussianDiffusion
@@ -40,27 +38,25 @@ from dance_any_beat.models.unet3d import UNet3D, UNet3DConfig
 from dance_any_beat.music.encoder import MusicEncoder, MusicEncoderConfig, MusicInputs, prepare_audio
 from dance_any_beat.styles import STYLE_NAMES
 from dance_any_beat.train.common import (
-    DistInfo,
-    cleanup_distributed,
-    config_to_dict,
-    load_train_state,
-    save_train_state,
-    setup_distributed,
-)
-from dance_any_beat.train.datasets import EpochSampler, MotionWindows, open_source, worker_init
-from dance_any_beat.train.lfae import (
     AmpMode,
+    DistInfo,
     RunLog,
     autocast,
     check_finite,
     check_optimiser_settings,
     check_resume,
+    config_to_dict,
     epoch_batches,
+    load_train_state,
     lr_at,
+    make_loader,
     params_digest,
     resolve_amp,
+    run_distributed,
+    save_train_state,
     seeded_generator,
 )
+from dance_any_beat.train.datasets import MotionWindows, open_source
 
 
 @dataclass
@@ -162,15 +158,7 @@ def check_lfae_checkpoint(path: str | None) -> str:
 def train_diffusion(config: DiffusionTrainConfig) -> Path:
     """Train (or resume) a stage-2 run; returns the run folder. Single process, or one rank under torchrun."""
     lfae_path = check_lfae_checkpoint(config.lfae_checkpoint)
-    info = setup_distributed(config.device)
-    try:
-        run_dir = _train(config, info, lfae_path)
-    except BaseException:
-        if dist.is_initialized():  # no barrier: the other ranks may be stuck in a collective
-            dist.destroy_process_group()
-        raise
-    cleanup_distributed()
-    return run_dir
+    return run_distributed(config.device, lambda info: _train(config, info, lfae_path))
 
 
 def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path:
@@ -189,9 +177,7 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
     source = open_source(config.data_kind, config.data_path, config.data_split)
     dataset = MotionWindows(source, size=data.image_size, fps=data.fps, num_frames=data.num_frames,
                             windows_per_clip=config.windows_per_clip, seed=config.seed)
-    sampler = EpochSampler(dataset, rank=info.rank, world_size=info.world_size, seed=config.seed)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
-                        drop_last=True, pin_memory=device.type == "cuda", worker_init_fn=worker_init)
+    loader, sampler = make_loader(dataset, config, info)
 
     # models and optimiser (same initial weights on every rank); the music towers stay out of the optimiser
     torch.manual_seed(config.seed)
