@@ -1,0 +1,117 @@
+"""The add-on's settings: one PropertyGroup on Scene (`scene.dance_any_beat`) and the AddonPreferences."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from .. import ADDON_PACKAGE, presets
+
+# Enum items are built once: Blender needs the lists kept alive while registered.
+STYLE_ITEMS = presets.style_items()
+QUALITY_ITEMS = presets.quality_items()
+
+STILL_SOURCES = [
+    ("SCENE", "Scene Render", "Render the scene at the current frame"),
+    ("SEQUENCER", "Sequencer Preview", "The sequencer's output at the current frame"),
+    ("STRIP", "Strip Under Playhead", "The image strip under the playhead (topmost)"),
+    ("FILE", "Image File", "An image file"),
+]
+AUDIO_SOURCES = [
+    ("TIMELINE", "Timeline Mixdown", "All unmuted sound strips over the frame range, as you hear them"),
+    ("STRIP", "Sound Strip", "One sound strip"),
+    ("FILE", "Audio File", "An audio file, starting at the range's first frame"),
+]
+JOB_STATES = [
+    ("IDLE", "Idle", "No job"),
+    ("STARTING", "Starting", "Starting the backend or uploading"),
+    ("QUEUED", "Queued", "Waiting for the device"),
+    ("RUNNING", "Running", "Generating"),
+    ("DOWNLOADING", "Downloading", "Fetching the frames"),
+    ("DONE", "Done", "Finished; the strip was added"),
+    ("FAILED", "Failed", "The job failed; see the error"),
+    ("CANCELLED", "Cancelled", "Cancelled"),
+]
+
+
+class DANCE_ANY_BEAT_PG_settings(bpy.types.PropertyGroup):
+    still_source: EnumProperty(name="Still", description="The image that will dance", items=STILL_SOURCES,
+                               default="SEQUENCER")
+    still_path: StringProperty(name="Image File", description="Image file to animate", subtype="FILE_PATH")
+    audio_source: EnumProperty(name="Audio", description="The music to dance to", items=AUDIO_SOURCES,
+                               default="TIMELINE")
+    audio_strip: StringProperty(name="Sound Strip", description="Sound strip to dance to")
+    audio_path: StringProperty(name="Audio File", description="Audio file to dance to", subtype="FILE_PATH")
+    style: EnumProperty(name="Style", description="Dance style", items=STYLE_ITEMS, default=presets.DEFAULT_STYLE)
+    quality: EnumProperty(name="Quality", description="Quality preset (speed against quality)",
+                          items=QUALITY_ITEMS, default=presets.DEFAULT_QUALITY)
+    seed: IntProperty(name="Seed", description="Random seed: the same inputs and seed give the same dance",
+                      default=0, min=0)
+    use_scene_range: BoolProperty(name="Scene Range", description="Use the scene's frame range", default=True)
+    frame_start: IntProperty(name="Start", description="First frame of the dance", default=1, min=0)
+    frame_end: IntProperty(name="End", description="Last frame of the dance", default=250, min=0)
+    channel: IntProperty(name="Channel", description="Lowest channel for the result strip (the first free one at "
+                         "or above it is used)", default=2, min=1, max=128)
+    # Job state, written by the add-on only (shown in the panel)
+    job_state: EnumProperty(name="Job State", items=JOB_STATES, default="IDLE")
+    job_id: StringProperty(name="Job", description="Server job id")
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    stage: StringProperty(name="Stage")
+    eta_s: FloatProperty(name="ETA", description="Seconds left (-1: unknown)", default=-1.0)
+    error: StringProperty(name="Error", description="Why the last action failed")
+    output_dir: StringProperty(name="Output", description="Folder of the last result's frames", subtype="DIR_PATH")
+    result_strip: StringProperty(name="Result Strip", description="Name of the last result strip")
+
+
+class DANCE_ANY_BEAT_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    backend: EnumProperty(name="Backend", items=[
+        ("LOCAL", "Local", "Start the backend on this computer"),
+        ("REMOTE", "Remote", "Connect to a backend server (e.g. a GPU box)"),
+    ], default="LOCAL")
+    python_path: StringProperty(name="Python", description="Python interpreter with the dance-any-beat backend "
+                                "installed", subtype="FILE_PATH")
+    server_url: StringProperty(name="URL", description="Server URL, like http://gpu-box:8765")
+    token: StringProperty(name="Token", description="The server's bearer token", subtype="PASSWORD")
+    device: EnumProperty(name="Device", items=[
+        ("auto", "Auto", "A GPU when there is one, else the CPU"),
+        ("cuda", "CUDA", "An NVIDIA GPU"),
+        ("cpu", "CPU", "The CPU"),
+    ], default="auto")
+    checkpoint_path: StringProperty(name="Checkpoint", description="Model checkpoint folder (empty: the bundled "
+                                    "starter model)", subtype="DIR_PATH")
+    clap_path: StringProperty(name="CLAP Weights", description="Local CLAP checkpoint file", subtype="FILE_PATH")
+    wav2clip_path: StringProperty(name="Wav2CLIP Weights", description="Local Wav2CLIP checkpoint file",
+                                  subtype="FILE_PATH")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "backend", expand=True)
+        if self.backend == "LOCAL":
+            layout.prop(self, "python_path")
+            layout.prop(self, "device")
+            layout.prop(self, "checkpoint_path")
+            layout.prop(self, "clap_path")
+            layout.prop(self, "wav2clip_path")
+        else:
+            layout.prop(self, "server_url")
+            layout.prop(self, "token")
+
+
+def preferences(context=None):
+    """The add-on's preferences, or None when registered outside the extension system (then defaults apply)."""
+    addon = (context or bpy.context).preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon is not None else None
+
+
+classes = (DANCE_ANY_BEAT_PG_settings, DANCE_ANY_BEAT_AP_preferences)
+
+
+def register_pointer() -> None:
+    bpy.types.Scene.dance_any_beat = PointerProperty(type=DANCE_ANY_BEAT_PG_settings)
+
+
+def unregister_pointer() -> None:
+    del bpy.types.Scene.dance_any_beat
