@@ -328,6 +328,66 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
 
+# ---------------------------------------------------------------------------------------------------- serve
+SERVE_EPILOG = """\
+examples:
+  dance-any-beat serve                                  # 127.0.0.1, a free port, the starter model
+  dance-any-beat serve --port 8765 --token-file ~/.dab-token --checkpoint runs/diffusion/checkpoint
+  DANCE_ANY_BEAT_TOKEN=... dance-any-beat serve --host 0.0.0.0 --port 8765 --device cuda   # a shared GPU box
+
+ready line: once it takes jobs, the server prints one JSON line on stdout:
+  {"url": "http://127.0.0.1:PORT", "pid": ..., "token_file": "...", "jobs_dir": "...", "version": "..."}
+token: every route but GET /health needs 'Authorization: Bearer TOKEN'. The token is never printed; it comes from
+$DANCE_ANY_BEAT_TOKEN (then token_file is null), else from --token-file (read when the file holds one, otherwise
+generated and written there, mode 0600), else it is generated into JOBS_DIR/token. A host that is not a loopback
+address needs $DANCE_ANY_BEAT_TOKEN or --token-file.
+"""
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from dance_any_beat.server import ServerSettings, serve
+    from dance_any_beat.server.inputs import MB, Limits
+
+    limits = Limits(max_image_bytes=int(args.max_image_mb * MB), max_audio_bytes=int(args.max_audio_mb * MB),
+                    max_audio_seconds=args.max_audio_minutes * 60.0)  # fmt: skip
+    settings = ServerSettings(host=args.host, port=args.port, token_file=args.token_file, device=args.device,
+                              checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                              concurrency=args.concurrency, threads=args.threads, limits=limits,
+                              **({"jobs_dir": Path(args.jobs_dir)} if args.jobs_dir else {}))  # fmt: skip
+    try:
+        return serve(settings)
+    except OSError as err:
+        raise CliError(str(err)) from None
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    srv = commands.add_parser(
+        "serve",
+        help="the HTTP job server the Blender add-on talks to (local, or a shared GPU box)",
+        description="Serve the generate pipeline over HTTP: jobs are queued and run one at a time on the device "
+        "with the model loaded once; clients poll progress, cancel, and fetch frames, the video and the beats.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    srv.add_argument("--port", type=int, default=0, help="port; 0 = a free one, named in the ready line (0)")
+    srv.add_argument("--token-file", default=None, metavar="FILE", help="where the bearer token is read or written")
+    srv.add_argument("--jobs-dir", default=None, metavar="DIR",
+                     help="job folders (inputs, state, outputs); default: ~/.cache/dance_any_beat/jobs")
+    srv.add_argument("--checkpoint", default=None, metavar="DIR",
+                     help="model checkpoint folder (default: the bundled starter model)")
+    srv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
+    srv.add_argument("--concurrency", type=int, default=1, metavar="N", help="jobs running at once (1)")
+    srv.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (torch's default)")
+    srv.add_argument("--max-image-mb", type=_positive_float, default=50.0, metavar="MB",
+                     help="largest still upload (50; stills are also at most 8192 px a side)")
+    srv.add_argument("--max-audio-mb", type=_positive_float, default=200.0, metavar="MB",
+                     help="largest audio upload (200)")
+    srv.add_argument("--max-audio-minutes", type=_positive_float, default=15.0, metavar="MIN",
+                     help="longest audio file (15)")
+    srv.set_defaults(func=cmd_serve)
+
+
 # -------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -410,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     _add_generate(commands)
     _add_evaluate(commands)
+    _add_serve(commands)
     return parser
 
 
