@@ -1,23 +1,30 @@
-"""Which server the add-on talks to, and the one function Detect Beats goes through; bpy-free.
+"""Which server the add-on talks to, and the functions the operators reach it through; bpy-free.
 
 The operators copy the preferences into a `BackendSettings` on the main thread; everything here may then run on
 a worker thread. Local mode keeps one `LocalServer` per Blender session (started on first use, stopped by
-"Free Backend Memory"); remote mode is a URL and a token.
+"Free Backend Memory"); remote mode is a URL and a token, and needs Blender's online access unless the URL is
+this machine (a loopback address).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import subprocess
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .client import BackendError, ServerClient
 from .local_server import LocalServer
 from .payload import BeatInfo
 
 BEATS_CLI_TIMEOUT = 300.0  # seconds
+ONLINE_ACCESS_HINT = ("enable Preferences > System > Network > Allow Online Access (or start Blender with "
+                      "--online-mode)")
 
 
 @dataclass(frozen=True)
@@ -26,24 +33,26 @@ class BackendSettings:
     python: str = ""  # local: the backend's Python interpreter
     url: str = ""  # remote: server URL
     token: str = ""  # remote: bearer token
-    device: str = "auto"
-    checkpoint: str = ""
-    clap: str = ""
-    wav2clip: str = ""
+    device: str = "auto"  # local: serve --device
+    checkpoint: str = ""  # local: serve --checkpoint (empty: the bundled starter model)
     state_dir: str = ""  # local: where the token file and the jobs folder live
+    online_access: bool = True  # bpy.app.online_access, read on the main thread
 
-    def env(self) -> dict[str, str]:
-        """Weight paths for the backend process (it reads them from the environment)."""
-        env = {}
-        if self.clap:
-            env["DANCE_ANY_BEAT_CLAP_WEIGHTS"] = self.clap
-        if self.wav2clip:
-            env["DANCE_ANY_BEAT_WAV2CLIP_WEIGHTS"] = self.wav2clip
-        return env
+
+def is_loopback_url(url: str) -> bool:
+    host = urllib.parse.urlsplit(url if "//" in url else f"http://{url}").hostname or ""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _lock = threading.Lock()
 _local: LocalServer | None = None
+_local_key: tuple | None = None  # the settings _local was started for (its state_dir may be a session folder)
+JOBS_FOLDER_TAKEN = "is using the jobs folder"  # `serve`'s message when another server holds its jobs folder
 
 
 def connect(settings: BackendSettings) -> ServerClient:
@@ -51,14 +60,31 @@ def connect(settings: BackendSettings) -> ServerClient:
     global _local
     if settings.mode == "REMOTE":
         if not settings.url:
-            raise BackendError("no server URL: set one in the add-on's preferences")
+            raise BackendError("no server URL: set one in the add-on's preferences (Backend: Remote)")
+        if not settings.online_access and not is_loopback_url(settings.url):
+            raise BackendError(f"online access is off, and the remote backend {settings.url} is another machine: "
+                               f"{ONLINE_ACCESS_HINT}, or use a Local backend")
         return ServerClient(settings.url, settings.token)
+    global _local_key
+    wanted = (settings.python, Path(settings.state_dir), settings.device, settings.checkpoint)
     with _lock:
         if _local is not None and not _local.alive():
             _local = None
+        if _local is not None and _local_key != wanted:  # the preferences changed: a new server replaces it
+            _local.stop()
+            _local = None
         if _local is None:
-            _local = LocalServer(settings.python, Path(settings.state_dir), settings.device, settings.checkpoint,
-                                 settings.env())
+            _local, _local_key = LocalServer(*wanted), wanted
+            _local.start()
+        server = _local
+    try:
+        return server.wait_ready()
+    except BackendError as err:
+        if JOBS_FOLDER_TAKEN not in str(err):
+            raise
+    with _lock:  # another Blender's backend holds the shared jobs folder: this session gets its own
+        if _local is server:
+            _local = LocalServer(wanted[0], wanted[1] / f"session-{os.getpid()}", *wanted[2:])
             _local.start()
         server = _local
     return server.wait_ready()
@@ -66,6 +92,11 @@ def connect(settings: BackendSettings) -> ServerClient:
 
 def local_running() -> bool:
     return _local is not None and _local.alive()
+
+
+def local_server() -> LocalServer | None:
+    """The local server of this session (running, starting or dead), if one was started."""
+    return _local
 
 
 def local_death_message() -> str:
@@ -83,8 +114,29 @@ def free() -> bool:
         server, _local = _local, None
     if server is None:
         return False
+    running = server.alive()
     server.stop()
-    return True
+    return running
+
+
+def describe_health(health: dict[str, Any]) -> str:
+    """One line for "Test connection": version, device and model (or why there is none)."""
+    model = health.get("model")
+    if isinstance(model, dict):
+        what = f"model {model.get('name', '?')} ({int(model.get('parameters') or 0):,} parameters)"
+    else:
+        what = f"no model: {health.get('model_error') or 'unknown reason'}"
+    return f"Dance Any Beat {health.get('version', '?')} on {health.get('device', '?')}, {what}"
+
+
+def test_connection(settings: BackendSettings) -> str:
+    """Connects (local mode: starts the backend), checks the token and returns `describe_health`'s line."""
+    client = connect(settings)
+    health = client.health()
+    if not isinstance(health, dict):
+        raise BackendError("GET /health: the server did not send an object")
+    client.presets()  # the one check of the token: /health needs none
+    return describe_health(health)
 
 
 def detect_beats(settings: BackendSettings, audio: Path) -> BeatInfo:
@@ -96,8 +148,8 @@ def detect_beats(settings: BackendSettings, audio: Path) -> BeatInfo:
     if settings.mode == "REMOTE" or local_running():
         return connect(settings).beats(audio)
     if not settings.python or not Path(settings.python).exists():
-        raise BackendError(f"the backend Python interpreter {settings.python!r} does not exist: set it in the "
-                           "add-on's preferences")
+        raise BackendError(f"the backend Python interpreter {settings.python!r} does not exist: set Python in the "
+                           "add-on's preferences, or press Set up backend there")
     cmd = [settings.python, "-m", "dance_any_beat.cli", "beats", str(audio), "--json"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BEATS_CLI_TIMEOUT,

@@ -108,11 +108,20 @@ class ServerClient:
     def cancel(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{job_id}")
 
-    def frames(self, job_id: str) -> list[Any]:
+    def purge(self, job_id: str) -> None:
+        """Deletes an ended job and its files on the server (the add-on keeps its own copy of the frames)."""
+        self.request("DELETE", f"/jobs/{job_id}?purge=true", timeout=UPLOAD_TIMEOUT)
+
+    def frames(self, job_id: str) -> list[str]:
+        """The frames of a done job: `GET /jobs/{id}/frames` is {id, count, fps, width, height, frames}, `frames`
+        the URL paths of frames 1..count."""
         answer = self.json("GET", f"/jobs/{job_id}/frames")
-        if isinstance(answer, dict):  # {"frames": [...]} or a bare list
-            answer = answer.get("frames", [])
-        return list(answer)
+        if not isinstance(answer, dict) or not isinstance(answer.get("frames"), list):
+            raise BackendError(f"GET /jobs/{job_id}/frames: the server did not send a frame list")
+        frames = [str(f) for f in answer["frames"]]
+        if int(answer.get("count", len(frames))) != len(frames):
+            raise BackendError(f"GET /jobs/{job_id}/frames: count {answer.get('count')} but {len(frames)} frames")
+        return frames
 
     def frame(self, job_id: str, n: int) -> bytes:
         """Frame n (1-based) as PNG bytes."""

@@ -127,9 +127,12 @@ class JobRunner:
         if status.state != "done":
             if status.state == "failed" and not status.error:
                 self._update(error="the backend gave no reason")
+            if status.state == "cancelled":
+                _purge(client, job_id)
             self._update(finished=True)
             return
         self._download(client, job_id)
+        _purge(client, job_id)
 
     def _download(self, client: ServerClient, job_id: str) -> None:
         listing = client.frames(job_id)
@@ -149,3 +152,12 @@ class JobRunner:
             paths.append(path)
             self._update(progress=n / len(listing))
         self._update(state="done", stage="done", progress=1.0, frames=paths, finished=True)
+
+
+def _purge(client: ServerClient, job_id: str) -> None:
+    """Deletes the job's files on the server once the add-on has what it needs (a failed job is kept there: its
+    state and the server's log explain it). Best effort: a server that is gone has nothing left to delete."""
+    try:
+        client.purge(job_id)
+    except BackendError:
+        pass

@@ -123,6 +123,9 @@ class ScriptedClient:
         self.calls.append("cancel")
         self.cancelled = True
 
+    def purge(self, job_id) -> None:
+        self.calls.append("purge")
+
     def frames(self, job_id) -> list[str]:
         return [f"{n:06d}.png" for n in range(1, self.num_frames + 1)]
 

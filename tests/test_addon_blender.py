@@ -2,8 +2,8 @@
 
 Loaded as an extension from this repository (see blender_helpers). Beat detection runs the real beat tracker
 (the backend's `beats --json` CLI, which the add-on uses while no local server runs). Jobs are driven through
-the real poll step with `ScriptedClient` standing in for the HTTP server; generate end to end against the real
-server (issue 5) with the starter model is still to come.
+the real poll step with `ScriptedClient` standing in for the HTTP server, for the states a real server rarely
+shows on cue; test_addon_server.py runs the same operators end to end against a real `dance-any-beat serve`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,23 @@ def test_register_unregister_twice(addon):
             assert getattr(bpy.ops.dance_any_beat, op).idname_py() == f"dance_any_beat.{op}"
         prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
         assert (prefs.backend, prefs.device) == ("LOCAL", "auto")
+
+
+def test_the_command_is_registered_with_blender(addon, capfd):
+    """`-c dance_any_beat` is registered through bpy.utils.register_cli_command (Blender warns about a second
+    command with that id) and unregistered with the add-on. bpy as a module cannot run `-c` itself: the handler is
+    called directly in test_addon_server.py."""
+    capfd.readouterr()
+    handle = bpy.utils.register_cli_command("dance_any_beat", lambda argv: 0)
+    bpy.utils.unregister_cli_command(handle)
+    assert 'registered duplicate command "dance_any_beat"' in "".join(capfd.readouterr())
+    disable_addon(bpy)
+    try:
+        handle = bpy.utils.register_cli_command("dance_any_beat", lambda argv: 0)
+        bpy.utils.unregister_cli_command(handle)
+        assert "duplicate" not in "".join(capfd.readouterr())
+    finally:
+        enable_addon(bpy)
 
 
 def test_strip_collection_shim(scene):
@@ -229,9 +246,3 @@ def test_generate_in_background_mode_runs_to_the_end(scene, tmp_path, monkeypatc
     strip = scene.sequence_editor.strips[scene.dance_any_beat.result_strip]
     assert (strip.frame_final_start, strip.frame_final_duration, strip.channel) == (1, 48, 2)
     assert Path(scene.dance_any_beat.output_dir).parent == tmp_path / "out"
-
-
-@pytest.mark.skip(reason="needs the real server (issue 5, `dance-any-beat serve`) and the starter model: "
-                  "generate end to end, cancel mid-job, killed backend, moved-marker BAS - next session")
-def test_generate_end_to_end_against_the_real_server():
-    pass

@@ -79,6 +79,7 @@ def test_addon_imports_only_bpy_and_the_standard_library():
     # the bpy-free half really is: it imports in a clean interpreter without pulling in bpy or numpy
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); "
             "import dance_any_beat_addon.client, dance_any_beat_addon.jobs, dance_any_beat_addon.backend, "
-            " dance_any_beat_addon.timebase, dance_any_beat_addon.presets; "
+            " dance_any_beat_addon.timebase, dance_any_beat_addon.presets, dance_any_beat_addon.local_server, "
+            " dance_any_beat_addon.backend_setup, dance_any_beat_addon.command_line; "
             "assert 'bpy' not in sys.modules and 'numpy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

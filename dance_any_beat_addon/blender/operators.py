@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from .. import ADDON_PACKAGE, backend, timebase
+from .. import ADDON_PACKAGE, backend, backend_setup, timebase
 from ..backend import BackendSettings
 from ..jobs import BackgroundTask, JobRunner
 from ..payload import BeatInfo, JobParams
@@ -24,13 +25,13 @@ def backend_settings(context) -> BackendSettings:
     """The preferences as plain data, for worker threads (which must not read bpy)."""
     prefs = preferences(context)
     state_dir = _user_dir("server")
+    online = bool(getattr(bpy.app, "online_access", True))
     if prefs is None:
-        return BackendSettings(mode="LOCAL", python=_venv_python(), state_dir=state_dir)
+        return BackendSettings(mode="LOCAL", python=_venv_python(), state_dir=state_dir, online_access=online)
     return BackendSettings(mode=prefs.backend, python=bpy.path.abspath(prefs.python_path) or _venv_python(),
                            url=prefs.server_url.strip(), token=prefs.token.strip(), device=prefs.device,
-                           checkpoint=bpy.path.abspath(prefs.checkpoint_path),
-                           clap=bpy.path.abspath(prefs.clap_path), wav2clip=bpy.path.abspath(prefs.wav2clip_path),
-                           state_dir=state_dir)
+                           checkpoint=bpy.path.abspath(prefs.checkpoint_path), state_dir=state_dir,
+                           online_access=online)
 
 
 def _user_dir(name: str) -> str:
@@ -45,7 +46,7 @@ def _user_dir(name: str) -> str:
 
 def _venv_python() -> str:
     """The interpreter of the backend venv "Set up backend" creates (may not exist yet)."""
-    return str(Path(_user_dir("backend-venv")) / "bin" / "python")
+    return str(backend_setup.venv_python(Path(_user_dir(backend_setup.VENV_NAME))))
 
 
 def resolve_audio(scene, props, start: int, end: int, work: Path) -> tuple[Path, float]:
@@ -59,6 +60,9 @@ def resolve_audio(scene, props, start: int, end: int, work: Path) -> tuple[Path,
         if strip is None:
             raise RuntimeError(f"no sound strip named {props.audio_strip!r}")
         path, offset = timeline.sound_strip_audio(scene, strip, start)
+        if offset < 0:
+            raise RuntimeError(f"the sound strip {strip.name!r} starts after frame {start}, the range's first: "
+                               "start the range on the strip, or use the Timeline Mixdown")
     else:
         path, offset = Path(bpy.path.abspath(props.audio_path)), 0.0
     if not path.is_file():
@@ -133,7 +137,7 @@ class DANCE_ANY_BEAT_OT_detect_beats(bpy.types.Operator):
             return f"{count} beat markers at {info.tempo:.1f} BPM"
 
         polling.add(polling.PendingTask(scene.name, task, apply, "Detect Beats"))
-        if bpy.app.background:
+        if polling.blocking():
             task.run()
             polling.poll_step()
             if props.error:
@@ -217,6 +221,7 @@ class DANCE_ANY_BEAT_OT_generate(bpy.types.Operator):
         rate = timeline.fps(scene)
         params = JobParams(seconds=timebase.range_seconds(start, end, rate), fps=int(rate) if rate.is_integer()
                            else rate, start=offset, style=props.style, seed=props.seed, preset=props.quality,
+                           steps=props.steps or None,
                            beats=timeline.marker_beat_times(scene, start, end, offset) or None)
         base, warning = output_base()
         if warning:
@@ -226,7 +231,7 @@ class DANCE_ANY_BEAT_OT_generate(bpy.types.Operator):
                            lambda job_id: unique_folder(base, job_id))
         props.job_state, props.progress, props.stage, props.error, props.job_id = "STARTING", 0.0, "starting", "", ""
         polling.add(polling.PendingJob(scene.name, runner, start, end, props.channel))
-        if bpy.app.background:  # no event loop: run to the end here
+        if polling.blocking():  # no event loop: run to the end here
             runner.run()
             polling.poll_step()
             if props.job_state != "DONE":
@@ -286,6 +291,116 @@ class DANCE_ANY_BEAT_OT_open_output(bpy.types.Operator):
         return bpy.ops.wm.path_open(filepath=context.scene.dance_any_beat.output_dir)
 
 
+class DANCE_ANY_BEAT_OT_test_connection(bpy.types.Operator):
+    bl_idname = "dance_any_beat.test_connection"
+    bl_label = "Test Connection"
+    bl_description = "Connect to the backend (Local: start it) and show its version, device and model"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return not polling.running(cls.bl_label)
+
+    def execute(self, context):
+        settings = backend_settings(context)
+        task = BackgroundTask(lambda: backend.test_connection(settings), "dance-any-beat test connection")
+        _set_pref(context, "connection_status", "Connecting..." if settings.mode == "REMOTE"
+                  else "Starting the local backend (loading the model)...")
+        outcome: dict[str, str] = {}
+
+        def step() -> bool:
+            if not task.done:
+                return False
+            text = f"Connection failed: {task.error}" if task.error else str(task.result)
+            _set_pref(None, "connection_status", text)
+            outcome["level"], outcome["text"] = ("ERROR" if task.error else "INFO"), text
+            if not polling.blocking():
+                polling.notify(text, outcome["level"])
+            return True
+
+        polling.add(polling.PendingCall(step, self.bl_label))
+        if not polling.blocking():
+            task.start()
+            return {"FINISHED"}
+        task.run()
+        polling.poll_step()
+        self.report({outcome["level"]}, outcome["text"])
+        return {"CANCELLED"} if task.error else {"FINISHED"}
+
+
+ONLINE_ACCESS_REFUSAL = (
+    "Set up backend downloads PyTorch and the backend's other packages from the Python Package Index, and "
+    "Blender's online access is off. Allow it in Preferences > System > Network > Allow Online Access (or start "
+    "Blender with --online-mode), or install the backend yourself with `pip install {source}` into a Python 3.11 "
+    "environment and set Python above to that environment's interpreter."
+)
+
+
+def setup_plan() -> tuple[list[list[str]], Path, Path]:
+    """What "Set up backend" runs: (commands, the venv's interpreter, the log file), all under the extension's user
+    folder. The venv is made with Blender's own Python (`sys.executable` inside Blender)."""
+    user = Path(bpy.utils.extension_path_user(ADDON_PACKAGE, create=True))
+    venv = user / backend_setup.VENV_NAME
+    commands = backend_setup.setup_commands(sys.executable, venv)
+    return commands, backend_setup.venv_python(venv), user / backend_setup.LOG_NAME
+
+
+class DANCE_ANY_BEAT_OT_setup_backend(bpy.types.Operator):
+    bl_idname = "dance_any_beat.setup_backend"
+    bl_label = "Set up Backend"
+    bl_description = ("Create a Python environment in the extension's user folder and install the bundled backend "
+                      "into it (downloads PyTorch and other packages: needs online access)")
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        setup = backend_setup.current()
+        return setup is None or setup.snapshot().done
+
+    def execute(self, context):
+        if not bpy.app.online_access:
+            message = ONLINE_ACCESS_REFUSAL.format(source=backend_setup.SOURCE_DIR)
+            _set_pref(context, "setup_status", message)
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        try:
+            backend_setup.check_source()
+            commands, python, log = setup_plan()
+        except (OSError, ValueError) as err:
+            _set_pref(context, "setup_status", str(err))
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        setup = backend_setup.begin(backend_setup.BackendSetup(commands, python, log))
+        _set_pref(context, "setup_status", f"Installing; log: {log}")
+
+        def step() -> bool:
+            snap = setup.snapshot()
+            if not snap.done:
+                return False
+            if snap.error:
+                _set_pref(None, "setup_status", f"Set up backend failed: {snap.error}")
+                polling.notify(f"Set up backend failed: {snap.error}", "ERROR")
+            else:
+                _set_pref(None, "python_path", snap.python)
+                _set_pref(None, "setup_status", f"Backend installed: {snap.python}")
+                polling.notify(f"Backend installed; Python set to {snap.python}", "INFO")
+            return True
+
+        polling.add(polling.PendingCall(step, self.bl_label))
+        if polling.blocking():
+            setup.run()
+            polling.poll_step()
+            return {"CANCELLED"} if setup.snapshot().error else {"FINISHED"}
+        setup.start()
+        return {"FINISHED"}
+
+
+def _set_pref(context, name: str, value: str) -> None:
+    prefs = preferences(context)
+    if prefs is not None:
+        setattr(prefs, name, value)
+
+
 class DANCE_ANY_BEAT_OT_notify(bpy.types.Operator):
     """Reports a message that arrives after the operator that caused it returned (a finished job)."""
 
@@ -309,5 +424,7 @@ classes = (
     DANCE_ANY_BEAT_OT_cancel,
     DANCE_ANY_BEAT_OT_free_backend,
     DANCE_ANY_BEAT_OT_open_output,
+    DANCE_ANY_BEAT_OT_test_connection,
+    DANCE_ANY_BEAT_OT_setup_backend,
     DANCE_ANY_BEAT_OT_notify,
 )

@@ -2,7 +2,7 @@
 
 Each step only reads snapshots the worker threads keep (no I/O, no waiting) and writes bpy data: the job's
 progress into `scene.dance_any_beat`, and once a job is done the result strip. In module and background mode
-timers never fire; the operators then run the work to completion and call `poll_step` themselves.
+timers never fire; the operators then run the work to completion and call `poll_step` themselves (`blocking`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import bpy
 
-from .. import backend
+from .. import backend, backend_setup
 from ..jobs import BackgroundTask, JobRunner
 from . import timeline
 
@@ -37,10 +37,26 @@ class PendingTask:
     label: str
 
 
-_pending: list[PendingJob | PendingTask] = []
+@dataclass
+class PendingCall:
+    """Work not tied to a scene (Test connection, Set up backend): `step()` runs on the main thread at every poll
+    step and returns True once it has applied the finished result."""
+
+    step: Callable[[], bool]
+    label: str
+    scene_name: str = ""  # no scene: never makes a scene busy
 
 
-def add(item: PendingJob | PendingTask) -> None:
+_pending: list[PendingJob | PendingTask | PendingCall] = []
+
+
+def blocking() -> bool:
+    """Whether operators run their work to the end before returning: in background mode (`blender -b`, bpy as
+    a module) no timer ever fires. Tests that drive `poll_step` by hand as a timer would turn this off."""
+    return bool(bpy.app.background)
+
+
+def add(item: PendingJob | PendingTask | PendingCall) -> None:
     _pending.append(item)
     if not bpy.app.timers.is_registered(poll_step):
         bpy.app.timers.register(poll_step, first_interval=POLL_INTERVAL, persistent=True)
@@ -48,6 +64,11 @@ def add(item: PendingJob | PendingTask) -> None:
 
 def active_job(scene: bpy.types.Scene) -> PendingJob | None:
     return next((p for p in _pending if isinstance(p, PendingJob) and p.scene_name == scene.name), None)
+
+
+def running(label: str) -> bool:
+    """Whether a PendingCall with this label (e.g. an operator's bl_label) is still under way."""
+    return any(isinstance(p, PendingCall) and p.label == label for p in _pending)
 
 
 def busy(scene: bpy.types.Scene) -> bool:
@@ -59,6 +80,15 @@ def poll_step() -> float | None:
     """One step: refresh the state of everything pending, apply what finished. Returns the next interval, or None
     (the timer stops) when nothing is left."""
     for item in list(_pending):
+        if isinstance(item, PendingCall):
+            try:
+                finished = item.step()
+            except Exception as err:  # a bug in a step must not keep the timer failing forever
+                notify(f"{item.label}: {err}", "ERROR")
+                finished = True
+            if finished:
+                _pending.remove(item)
+            continue
         scene = bpy.data.scenes.get(item.scene_name)
         if scene is None:  # the scene was deleted: drop its work
             if isinstance(item, PendingJob):
@@ -127,7 +157,7 @@ def _step_job(scene: bpy.types.Scene, item: PendingJob) -> bool:
     elif snap.state == "failed":
         reason = snap.error or "unknown error"
         died = backend.local_death_message()
-        props.error = f"{reason}\n{died}" if died else reason
+        props.error = f"{died[:1].upper()}{died[1:]}\n({reason}; no strip was added)" if died else reason
         notify(f"Generate failed: {props.error}", "ERROR")
     else:
         props.error = ""
@@ -156,7 +186,7 @@ def _redraw() -> None:
     wm = bpy.context.window_manager
     for window in wm.windows if wm else ():
         for area in window.screen.areas:
-            if area.type in {"SEQUENCE_EDITOR", "VIEW_3D"}:
+            if area.type in {"SEQUENCE_EDITOR", "VIEW_3D", "PREFERENCES"}:
                 area.tag_redraw()
 
 
@@ -166,5 +196,8 @@ def clear() -> None:
         if isinstance(item, PendingJob):
             item.runner.cancel()
     _pending.clear()
+    setup = backend_setup.current()
+    if setup is not None:
+        setup.cancel()
     if bpy.app.timers.is_registered(poll_step):
         bpy.app.timers.unregister(poll_step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
-from .. import ADDON_PACKAGE, presets
+from .. import ADDON_PACKAGE, backend_setup, presets
 
 # Enum items are built once: Blender needs the lists kept alive while registered.
 STYLE_ITEMS = presets.style_items()
@@ -47,6 +47,8 @@ class DANCE_ANY_BEAT_PG_settings(bpy.types.PropertyGroup):
                           items=QUALITY_ITEMS, default=presets.DEFAULT_QUALITY)
     seed: IntProperty(name="Seed", description="Random seed: the same inputs and seed give the same dance",
                       default=0, min=0)
+    steps: IntProperty(name="Steps", description="Sampler steps per window; 0: the quality preset's", default=0,
+                       min=0, max=1000)
     use_scene_range: BoolProperty(name="Scene Range", description="Use the scene's frame range", default=True)
     frame_start: IntProperty(name="Start", description="First frame of the dance", default=1, min=0)
     frame_end: IntProperty(name="End", description="Last frame of the dance", default=250, min=0)
@@ -81,9 +83,14 @@ class DANCE_ANY_BEAT_AP_preferences(bpy.types.AddonPreferences):
     ], default="auto")
     checkpoint_path: StringProperty(name="Checkpoint", description="Model checkpoint folder (empty: the bundled "
                                     "starter model)", subtype="DIR_PATH")
-    clap_path: StringProperty(name="CLAP Weights", description="Local CLAP checkpoint file", subtype="FILE_PATH")
-    wav2clip_path: StringProperty(name="Wav2CLIP Weights", description="Local Wav2CLIP checkpoint file",
+    clap_path: StringProperty(name="CLAP Weights", description="LAION-CLAP checkpoint file (630k-audioset-best.pt), "
+                              "for models with a CLAP music part. Not passed to the backend yet", subtype="FILE_PATH")
+    wav2clip_path: StringProperty(name="Wav2CLIP Weights", description="Wav2CLIP checkpoint file (Wav2CLIP.pt), "
+                                  "for models with a Wav2CLIP music part. Not passed to the backend yet",
                                   subtype="FILE_PATH")
+    # Shown in the preferences, written by the add-on
+    connection_status: StringProperty(name="Connection", description="What the last Test Connection found")
+    setup_status: StringProperty(name="Setup", description="What the last Set up Backend did")
 
     def draw(self, context):
         layout = self.layout
@@ -93,11 +100,33 @@ class DANCE_ANY_BEAT_AP_preferences(bpy.types.AddonPreferences):
             layout.prop(self, "python_path")
             layout.prop(self, "device")
             layout.prop(self, "checkpoint_path")
-            layout.prop(self, "clap_path")
-            layout.prop(self, "wav2clip_path")
+            col = layout.column()
+            col.active = False  # `dance-any-beat serve` has no option for them yet
+            col.prop(self, "clap_path")
+            col.prop(self, "wav2clip_path")
+            col.label(text="The backend reads these from the checkpoint's config or its cache folder "
+                      "(<cache>/weights/)", icon="INFO")
         else:
             layout.prop(self, "server_url")
             layout.prop(self, "token")
+            if not bpy.app.online_access:
+                layout.label(text="Online access is off: only a server on this computer can be reached",
+                             icon="ERROR")
+        row = layout.row(align=True)
+        row.operator("dance_any_beat.test_connection", icon="LINKED")
+        if self.backend == "LOCAL":
+            row.operator("dance_any_beat.setup_backend", icon="IMPORT")
+        setup = backend_setup.current()
+        snap = setup.snapshot() if setup is not None else None
+        if snap is not None and not snap.done:
+            if hasattr(layout, "progress"):
+                layout.progress(factor=snap.progress, type="BAR", text=snap.stage)
+            else:
+                layout.label(text=f"{snap.stage} ({snap.progress:.0%})")
+            layout.label(text=f"Log: {snap.log}")
+        for text in (self.connection_status, self.setup_status):
+            for i, line in enumerate(text.splitlines()[:6]):
+                layout.label(text=line, icon=("INFO" if i == 0 else "BLANK1"))
 
 
 def preferences(context=None):
