@@ -1,6 +1,6 @@
 """Stage-1 quality of an LFAE checkpoint on held-out procedural clips, against the copy-the-reference baseline.
 
-    .venv/bin/python benchmarks/lfae_quality.py --checkpoint runs/lfae_starter/checkpoint \
+    .venv/bin/python benchmarks/lfae_quality.py --checkpoint checkpoints/starter/training/lfae/checkpoint \
         --data datasets/procedural/val [--clips 20] [--json out/lfae_quality.json]
 
 For each clip the first frame is the reference and every 6th frame a driving frame. Reported: SSIM and PSNR of

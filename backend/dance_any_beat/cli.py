@@ -189,7 +189,7 @@ def _checkpoint(path: str | None) -> Path:
     from dance_any_beat.pipeline import STARTER_CHECKPOINT, STARTER_TRAINING
 
     if path is None:
-        if not STARTER_CHECKPOINT.is_dir() or not any(STARTER_CHECKPOINT.iterdir()):
+        if not (STARTER_CHECKPOINT / "model.safetensors").is_file():
             raise CliError(
                 f"the starter model is not trained yet: {STARTER_CHECKPOINT} holds no checkpoint. Train it "
                 f"({STARTER_TRAINING}), or pass --checkpoint DIR with a trained model's checkpoint folder"

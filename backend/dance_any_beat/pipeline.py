@@ -71,7 +71,7 @@ STARTER_TRAINING = (
     "dance-any-beat make-dataset --out datasets/procedural --num-clips 2000 --split train; "
     "dance-any-beat train lfae --config configs/lfae_starter.toml; "
     "dance-any-beat train diffusion --config configs/diffusion_starter.toml; "
-    "then copy runs/diffusion_starter/checkpoint to checkpoints/starter"
+    "then copy checkpoints/starter/training/diffusion/checkpoint/* to checkpoints/starter"
 )
 
 # Output files; a folder holding only these (and OS clutter) is this pipeline's own and may be overwritten.
