@@ -35,6 +35,8 @@ class BackendSettings:
     token: str = ""  # remote: bearer token
     device: str = "auto"  # local: serve --device
     checkpoint: str = ""  # local: serve --checkpoint (empty: the bundled starter model)
+    clap_weights: str = ""  # local: serve --clap-weights (empty: the path in the checkpoint's config)
+    wav2clip_weights: str = ""  # local: serve --wav2clip-weights (likewise)
     state_dir: str = ""  # local: where the token file and the jobs folder live
     online_access: bool = True  # bpy.app.online_access, read on the main thread
 
@@ -66,7 +68,8 @@ def connect(settings: BackendSettings) -> ServerClient:
                                f"{ONLINE_ACCESS_HINT}, or use a Local backend")
         return ServerClient(settings.url, settings.token)
     global _local_key
-    wanted = (settings.python, Path(settings.state_dir), settings.device, settings.checkpoint)
+    wanted = (settings.python, Path(settings.state_dir), settings.device, settings.checkpoint,
+              settings.clap_weights, settings.wav2clip_weights)
     with _lock:
         if _local is not None and not _local.alive():
             _local = None

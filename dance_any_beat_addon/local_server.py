@@ -29,11 +29,13 @@ TOKEN_ENV = "DANCE_ANY_BEAT_TOKEN"  # the server reads its token from here first
 
 class LocalServer:
     def __init__(self, python: str, state_dir: Path, device: str = "auto", checkpoint: str = "",
-                 env: dict[str, str] | None = None):
+                 clap_weights: str = "", wav2clip_weights: str = "", env: dict[str, str] | None = None):
         self.python = python
         self.state_dir = Path(state_dir)
         self.device = device
         self.checkpoint = checkpoint
+        self.clap_weights = clap_weights  # serve --clap-weights (empty: the path in the checkpoint's config)
+        self.wav2clip_weights = wav2clip_weights  # serve --wav2clip-weights
         self.env = env or {}
         self.token = ""
         self.url: str | None = None
@@ -57,6 +59,10 @@ class LocalServer:
                "--token-file", str(self.token_file), "--jobs-dir", str(self.jobs_dir), "--device", self.device]
         if self.checkpoint:
             cmd += ["--checkpoint", self.checkpoint]
+        if self.clap_weights:
+            cmd += ["--clap-weights", self.clap_weights]
+        if self.wav2clip_weights:
+            cmd += ["--wav2clip-weights", self.wav2clip_weights]
         return cmd
 
     def environment(self) -> dict[str, str]:

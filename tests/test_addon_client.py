@@ -209,6 +209,11 @@ def test_local_server_passes_only_what_serve_accepts(tmp_path, monkeypatch):
     args = serve.parse_args(cmd[4:])
     assert (args.host, args.port, args.device, args.checkpoint) == ("127.0.0.1", 0, "cpu", "/ckpt")
     assert (args.token_file, args.jobs_dir) == (str(tmp_path / "token"), str(tmp_path / "jobs"))
+    assert (args.clap_weights, args.wav2clip_weights) == (None, None)  # not set: not passed
+    weights = LocalServer("/usr/bin/python3", tmp_path, checkpoint="/ckpt", clap_weights="/w/clap.pt",
+                          wav2clip_weights="/w/Wav2CLIP.pt")
+    args = serve.parse_args(weights.command()[4:])
+    assert (args.clap_weights, args.wav2clip_weights) == ("/w/clap.pt", "/w/Wav2CLIP.pt")
     monkeypatch.setenv("DANCE_ANY_BEAT_TOKEN", "from-the-artists-shell-0123456789")
     env = server.environment()
     assert "DANCE_ANY_BEAT_TOKEN" not in env and not [k for k in env if "CLAP" in k.upper()]
@@ -294,8 +299,9 @@ def test_a_changed_preference_restarts_the_local_server(tmp_path, monkeypatch):
     events = []
 
     class Fake:
-        def __init__(self, python, state_dir, device, checkpoint):
+        def __init__(self, python, state_dir, device, checkpoint, clap_weights="", wav2clip_weights=""):
             self.python, self.state_dir, self.device, self.checkpoint = python, state_dir, device, checkpoint
+            self.clap_weights, self.wav2clip_weights = clap_weights, wav2clip_weights
             self.up = False
 
         def start(self):

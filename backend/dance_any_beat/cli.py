@@ -204,6 +204,19 @@ def _checkpoint(path: str | None) -> Path:
     return checkpoint
 
 
+def _music_weights(args: argparse.Namespace) -> dict[str, str]:
+    """--clap-weights / --wav2clip-weights as DabFusion.from_checkpoint's music_weights (the ones given)."""
+    given = {"clap": args.clap_weights, "wav2clip": args.wav2clip_weights}
+    return {part: path for part, path in given.items() if path}
+
+
+def _add_music_weights(parser: argparse.ArgumentParser) -> None:
+    for part, file_name in (("clap", "630k-audioset-best.pt"), ("wav2clip", "Wav2CLIP.pt")):
+        parser.add_argument(f"--{part}-weights", default=None, metavar="FILE",
+                            help=f"this machine's {file_name}, for a model with the '{part}' music part (default: "
+                            "the path recorded in the checkpoint; ignored by models without that part)")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -227,7 +240,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     try:
         result = generate(checkpoint, args.image, args.audio, args.out, params, beat_times=beat_times,
-                          progress=progress)
+                          progress=progress, music_weights=_music_weights(args))
     finally:
         bar.close()
     if args.json:
@@ -280,6 +293,7 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
                      help="model checkpoint folder (default: the bundled starter model, checkpoints/starter)")
     gen.add_argument("--json", action="store_true",
                      help="print one JSON object last: frames, fps, size, paths and seconds per stage")
+    _add_music_weights(gen)
     gen.set_defaults(func=cmd_generate)
 
 
@@ -353,6 +367,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServerSettings(host=args.host, port=args.port, token_file=args.token_file, device=args.device,
                               checkpoint=Path(args.checkpoint) if args.checkpoint else None,
                               concurrency=args.concurrency, threads=args.threads, limits=limits,
+                              music_weights=_music_weights(args),
                               **({"jobs_dir": Path(args.jobs_dir)} if args.jobs_dir else {}))  # fmt: skip
     try:
         return serve(settings)
@@ -385,6 +400,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
                      help="largest audio upload (200)")
     srv.add_argument("--max-audio-minutes", type=_positive_float, default=15.0, metavar="MIN",
                      help="longest audio file (15)")
+    _add_music_weights(srv)
     srv.set_defaults(func=cmd_serve)
 
 

@@ -368,16 +368,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_model(model: DabFusion | str | os.PathLike, device: str) -> DabFusion:
+def load_model(
+    model: DabFusion | str | os.PathLike, device: str, music_weights: Mapping[str, str | None] | None = None
+) -> DabFusion:
     """A DabFusion model from a checkpoint folder (CheckpointError says what is wrong), or the given one.
 
     A given model stays where it is with device "auto" and is moved to the device asked for otherwise.
+    music_weights: local tower weight files for a checkpoint folder (see `DabFusion.from_checkpoint`).
     """
     if isinstance(model, DabFusion):
         if device != "auto":
             model.to(resolve_device(device))
         return model
-    return DabFusion.from_checkpoint(Path(model), device=resolve_device(device))
+    return DabFusion.from_checkpoint(Path(model), device=resolve_device(device), music_weights=music_weights)
 
 
 def _check_beat_times(beat_times: Any) -> np.ndarray | None:
@@ -759,6 +762,7 @@ def generate(
     beat_times: np.ndarray | list[float] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
+    music_weights: Mapping[str, str | None] | None = None,
 ) -> GenerateResult:
     """Make the still `image` dance to `audio` from params.start for params.seconds; write the results to out_dir.
 
@@ -767,6 +771,7 @@ def generate(
     audio FILE (the clock of `dance-any-beat beats` and of params.start), e.g. from timeline markers; None =
     track the beats of the range. progress(fraction, stage): fraction rises to 1.0. cancel: an Event or a
     callable; when it is set, GenerationCancelled is raised, no video is left and this run's frames are removed.
+    music_weights: {"clap"/"wav2clip": FILE} for a checkpoint folder (see `DabFusion.from_checkpoint`).
     Deterministic for a given seed. Raises ValueError (bad parameters or image), AudioError, CheckpointError,
     FileExistsError (out_dir holds other files).
     """
@@ -782,7 +787,7 @@ def generate(
     run.lap("inputs")
     if not isinstance(model, DabFusion):
         run.report(_STAGE_END["checking inputs"], "loading model")
-    model = load_model(model, params.device)
+    model = load_model(model, params.device, music_weights)
     run.lap("load_model")
     was_training = model.training
     model.eval()

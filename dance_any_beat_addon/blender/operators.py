@@ -31,6 +31,8 @@ def backend_settings(context) -> BackendSettings:
     return BackendSettings(mode=prefs.backend, python=bpy.path.abspath(prefs.python_path) or _venv_python(),
                            url=prefs.server_url.strip(), token=prefs.token.strip(), device=prefs.device,
                            checkpoint=bpy.path.abspath(prefs.checkpoint_path), state_dir=state_dir,
+                           clap_weights=bpy.path.abspath(prefs.clap_path) if prefs.clap_path else "",
+                           wav2clip_weights=bpy.path.abspath(prefs.wav2clip_path) if prefs.wav2clip_path else "",
                            online_access=online)
 
 

@@ -84,10 +84,11 @@ class DANCE_ANY_BEAT_AP_preferences(bpy.types.AddonPreferences):
     checkpoint_path: StringProperty(name="Checkpoint", description="Model checkpoint folder (empty: the bundled "
                                     "starter model)", subtype="DIR_PATH")
     clap_path: StringProperty(name="CLAP Weights", description="LAION-CLAP checkpoint file (630k-audioset-best.pt), "
-                              "for models with a CLAP music part. Not passed to the backend yet", subtype="FILE_PATH")
+                              "for models with a CLAP music part (serve --clap-weights; empty: the path in the "
+                              "checkpoint)", subtype="FILE_PATH")
     wav2clip_path: StringProperty(name="Wav2CLIP Weights", description="Wav2CLIP checkpoint file (Wav2CLIP.pt), "
-                                  "for models with a Wav2CLIP music part. Not passed to the backend yet",
-                                  subtype="FILE_PATH")
+                                  "for models with a Wav2CLIP music part (serve --wav2clip-weights; empty: the path "
+                                  "in the checkpoint)", subtype="FILE_PATH")
     # Shown in the preferences, written by the add-on
     connection_status: StringProperty(name="Connection", description="What the last Test Connection found")
     setup_status: StringProperty(name="Setup", description="What the last Set up Backend did")
@@ -101,11 +102,10 @@ class DANCE_ANY_BEAT_AP_preferences(bpy.types.AddonPreferences):
             layout.prop(self, "device")
             layout.prop(self, "checkpoint_path")
             col = layout.column()
-            col.active = False  # `dance-any-beat serve` has no option for them yet
-            col.prop(self, "clap_path")
-            col.prop(self, "wav2clip_path")
-            col.label(text="The backend reads these from the checkpoint's config or its cache folder "
-                      "(<cache>/weights/)", icon="INFO")
+            col.prop(self, "clap_path")  # passed as `dance-any-beat serve --clap-weights`
+            col.prop(self, "wav2clip_path")  # and --wav2clip-weights
+            col.label(text="Only for models with these music parts; empty: the checkpoint's paths or "
+                      "<cache>/weights/", icon="INFO")
         else:
             layout.prop(self, "server_url")
             layout.prop(self, "token")

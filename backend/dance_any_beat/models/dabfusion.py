@@ -14,6 +14,7 @@ scale they would use a small part of that range.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,16 @@ from dance_any_beat.checkpoint import CheckpointError, load_checkpoint, load_par
 from dance_any_beat.diffusion import Conditioning, DiffusionConfig
 from dance_any_beat.models.lfae import LFAE, LFAEConfig
 from dance_any_beat.models.unet3d import UNet3D, UNet3DConfig
-from dance_any_beat.music.encoder import FrozenTower, MusicEmbedding, MusicEncoder, MusicEncoderConfig, MusicInputs
+from dance_any_beat.music.encoder import (
+    FrozenTower,
+    MusicEmbedding,
+    MusicEncoder,
+    MusicEncoderConfig,
+    MusicInputs,
+    _tower_weights,
+)
 from dance_any_beat.styles import STYLE_NAMES
+from dance_any_beat.weights import require_file
 
 LFAE_KIND = "lfae"  # checkpoint kind of a stage-1 run: the LFAE alone
 DABFUSION_KIND = "dabfusion"  # checkpoint kind of a stage-2 run: LFAE + music encoder + U-Net
@@ -237,6 +246,35 @@ def load_lfae_checkpoint(path: str | Path, device: torch.device | str = "cpu") -
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The frozen towers' weight files on the machine that loads a checkpoint
+
+MUSIC_WEIGHT_OPTIONS = {"clap": "--clap-weights", "wav2clip": "--wav2clip-weights"}  # music_weights key -> option
+
+
+def music_with_weights(music: MusicEncoderConfig, weights: Mapping[str, str | None] | None) -> MusicEncoderConfig:
+    """`music` with the given tower weight files (see `DabFusion.from_checkpoint`), each checked to exist.
+
+    The towers the model uses are checked before anything is built, so that a missing file is reported with
+    the option that sets it here (`--clap-weights`), not only the config key recorded at training time.
+    """
+    given = {k: v for k, v in (weights or {}).items() if v}
+    unknown = sorted(set(given) - set(MUSIC_WEIGHT_OPTIONS))
+    if unknown:
+        raise ValueError(f"music_weights keys must be among {list(MUSIC_WEIGHT_OPTIONS)}, got {unknown}")
+    for part, option in MUSIC_WEIGHT_OPTIONS.items():
+        if part not in music.parts:
+            continue  # an override for a part this model does not use is ignored
+        key = f"{part}_checkpoint"
+        spec = _tower_weights(part)
+        if part in given:
+            file = require_file(given[part], dataclasses.replace(spec, option=option, has_default=False))
+            music = dataclasses.replace(music, **{key: str(file)})
+        else:
+            require_file(getattr(music, key), dataclasses.replace(spec, option=f"{option} (or music.{key})"))
+    return music
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The bundle
 
 
@@ -268,9 +306,21 @@ class DabFusion(nn.Module):
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+        cls,
+        path: str | Path,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        *,
+        music_weights: Mapping[str, str | None] | None = None,
     ) -> DabFusion:
-        """Rebuild the model from a "dabfusion" checkpoint folder alone, in eval mode on `device`."""
+        """Rebuild the model from a "dabfusion" checkpoint folder, in eval mode on `device`.
+
+        music_weights: {"clap": FILE, "wav2clip": FILE} (the `--clap-weights` / `--wav2clip-weights` options):
+        the frozen towers' weight files on this machine, in place of the paths recorded in the checkpoint's
+        config (those of the machine it was trained on). None values are not set; an override for a part the
+        model does not use is ignored; another key is a ValueError. A missing file raises MissingWeightsError
+        naming the option.
+        """
         header = read_config(path)
         if header.get("kind") == LFAE_KIND:
             raise CheckpointError(
@@ -284,6 +334,7 @@ class DabFusion(nn.Module):
             config = DabFusionConfig.from_dict(config_dict)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"the config of {path} does not describe a DabFusion model ({err})") from None
+        config.music = music_with_weights(config.music, music_weights)
         missing = [p for p in PARTS if p not in parts]
         if missing:
             raise CheckpointError(f"{path} lacks the {', '.join(map(repr, missing))} weights of a DabFusion model")

@@ -104,6 +104,7 @@ class ServerSettings:
     concurrency: int = 1  # jobs running at once (they share the model and the device)
     threads: int | None = None  # torch intra-op threads; None = torch's default
     limits: Limits = field(default_factory=Limits)
+    music_weights: dict[str, str] = field(default_factory=dict)  # "clap"/"wav2clip" -> local weights file
 
 
 # ------------------------------------------------------------------------------------------ response models
@@ -221,7 +222,7 @@ class ServerState:
                           "train diffusion` run (RUN_DIR/checkpoint), or train the starter model "
                           f"({STARTER_TRAINING})")
         try:
-            model = DabFusion.from_checkpoint(path, device=self.device)
+            model = DabFusion.from_checkpoint(path, device=self.device, music_weights=self.settings.music_weights)
         except (CheckpointError, ValueError, OSError, RuntimeError) as err:
             return None, f"no model loaded: {err}"
         log.info("model %s loaded on %s", path, self.device)
