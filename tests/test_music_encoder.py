@@ -86,10 +86,7 @@ def wav2clip_original(tmp_path_factory) -> tuple[Wav2ClipTower, Path]:
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-    with tower.own_weights():
-        own = tower.state_dict()
-    state = {k.replace("encoder.", "audio_encoder.", 1).replace("transform.", "audio_transform.", 1): v
-             for k, v in own.items()}
+    state = tower.public_state_dict()
     state["image_transform.sequential.0.weight"] = torch.randn(512, 512)
     path = tmp_path_factory.mktemp("wav2clip") / "Wav2CLIP.pt"
     torch.save(state, path)

@@ -24,10 +24,8 @@ def save_wav2clip(path: Path, seed: int) -> dict[str, torch.Tensor]:
     tower = Wav2ClipTower()
     with tower.own_weights():
         own = {k: v.clone() for k, v in tower.state_dict().items()}
-    state = {k.replace("encoder.", "audio_encoder.", 1).replace("transform.", "audio_transform.", 1): v
-             for k, v in own.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    torch.save(tower.public_state_dict(), path)
     return own
 
 

@@ -138,16 +138,25 @@ class Wav2ClipTower(FrozenTower):
         self.transform = encoder.MLPLayers(units=[TOWER_DIM, TOWER_DIM, TOWER_DIM], dropout=0.1)
         self.freeze()
 
+    # public Wav2CLIP.pt key prefix -> this module's
+    PUBLIC_PREFIXES = {"audio_encoder.": "encoder.", "audio_transform.": "transform."}
+
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Wav2ClipTower:
         """Load Wav2CLIP.pt: a flat dict with audio_encoder.* (the ResNet) and audio_transform.* (the head)."""
         path = Path(path)
-        renames = {"audio_encoder.": "encoder.", "audio_transform.": "transform."}
-        state = read_tower_state(path, WAV2CLIP_WEIGHTS, renames)
+        state = read_tower_state(path, WAV2CLIP_WEIGHTS, cls.PUBLIC_PREFIXES)
         tower = cls()
         # the Hann window is no learnt weight: take ours if a file lacks it
         state.setdefault("encoder.spectrogram.window", tower.encoder.spectrogram.window.clone())
         return tower.load_weights(state, path, WAV2CLIP_WEIGHTS)
+
+    def public_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tower's weights under the public Wav2CLIP.pt keys (what `from_checkpoint` reads)."""
+        with self.own_weights():
+            own = self.state_dict()
+        public = {ours: theirs for theirs, ours in self.PUBLIC_PREFIXES.items()}
+        return {next(public[p] + k[len(p):] for p in public if k.startswith(p)): v.clone() for k, v in own.items()}
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         assert wave.ndim == 2, f"expected (B, N) audio at 16 kHz, got shape {tuple(wave.shape)}"
