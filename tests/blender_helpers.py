@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,3 +132,60 @@ class ScriptedClient:
 
     def frame(self, job_id, n: int) -> bytes:
         return png_bytes((n * 10 % 256, 100, 200))
+
+
+@dataclass
+class PollTimes:
+    """What each call of the add-on's poll step cost, as Blender's timer would call it."""
+
+    wall: list[float] = field(default_factory=list)  # seconds per call, as the clock saw it
+    cpu: list[float] = field(default_factory=list)  # seconds of the main thread's own CPU per call
+    network_calls: int = 0  # HTTP connections opened on the main thread inside a poll step: must stay 0
+
+    def assert_never_blocks(self, limit_s: float = 0.05) -> None:
+        """The poll step's own work stays under `limit_s` per call and it never waits on the network.
+
+        Its CPU time is what the step costs Blender's UI; its wall time on a shared 2-core machine also counts
+        the time the scheduler gave to other processes, so the typical (median) wall time is checked, while
+        any wait on the server would show up as a network call on the main thread.
+        """
+        assert self.network_calls == 0, f"{self.network_calls} HTTP connections made on the main thread"
+        assert max(self.cpu) < limit_s, f"slowest poll step used {max(self.cpu) * 1000:.1f} ms of CPU"
+        median = sorted(self.wall)[len(self.wall) // 2]
+        assert median < limit_s, f"median poll step took {median * 1000:.1f} ms: {sorted(self.wall)[-5:]}"
+
+
+def drive_polling(polling, scene, *, until=None, limit_s: float = 60.0, pause_s: float = 0.01) -> PollTimes:
+    """Call the poll step by hand, as the timer would, until the scene's job is applied (or `until()` holds)."""
+    import http.client
+    import threading
+    import time
+
+    times = PollTimes()
+    inside = threading.Event()
+    connect = http.client.HTTPConnection.connect
+
+    def watched_connect(self):
+        if inside.is_set() and threading.current_thread() is threading.main_thread():
+            times.network_calls += 1
+        return connect(self)
+
+    deadline = time.monotonic() + limit_s
+    http.client.HTTPConnection.connect = watched_connect
+    try:
+        while polling.active_job(scene) is not None and not (until and until()):
+            assert time.monotonic() < deadline, (
+                f"stuck in {scene.dance_any_beat.job_state}: {scene.dance_any_beat.stage}"
+            )
+            wall, cpu = time.perf_counter(), time.thread_time()
+            inside.set()
+            try:
+                polling.poll_step()
+            finally:
+                inside.clear()
+            times.cpu.append(time.thread_time() - cpu)
+            times.wall.append(time.perf_counter() - wall)
+            time.sleep(pause_s)
+    finally:
+        http.client.HTTPConnection.connect = connect
+    return times
