@@ -21,6 +21,14 @@ def _scene_ok(context) -> bool:
     return context.scene is not None and hasattr(context.scene, "dance_any_beat")
 
 
+def _range_free(context) -> bool:
+    """A scene with our settings, no job of ours running, and a frame range that is not empty."""
+    if not _scene_ok(context) or polling.busy(context.scene):
+        return False
+    start, end = timeline.frame_range(context.scene)
+    return end >= start
+
+
 def backend_settings(context) -> BackendSettings:
     """The preferences as plain data, for worker threads (which must not read bpy)."""
     prefs = preferences(context)
@@ -114,10 +122,7 @@ class DANCE_ANY_BEAT_OT_detect_beats(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not _scene_ok(context) or polling.busy(context.scene):
-            return False
-        start, end = timeline.frame_range(context.scene)
-        return end >= start
+        return _range_free(context)
 
     def execute(self, context):
         scene, props = context.scene, context.scene.dance_any_beat
@@ -197,12 +202,9 @@ class DANCE_ANY_BEAT_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not _scene_ok(context) or polling.busy(context.scene):
+        if not _range_free(context):
             return False
         props = context.scene.dance_any_beat
-        start, end = timeline.frame_range(context.scene)
-        if end < start:
-            return False
         if props.still_source == "FILE" and not props.still_path:
             return False
         if props.audio_source == "FILE" and not props.audio_path:
