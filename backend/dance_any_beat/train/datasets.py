@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from dance_any_beat.data.procedural import read_frames
 from dance_any_beat.styles import STYLE_NAMES
 
 
@@ -104,7 +105,7 @@ class ProceduralSource(ClipSource):
             piece = decoded[1][first : first + len(audio)]
             audio[: len(piece)] = piece
         else:
-            frames = read_frames(self.clips[index] / "frames.mkv", rows)
+            frames = read_frames(self.clips[index], rows)
             if len(audio):
                 with sf.SoundFile(self.clips[index] / "audio.wav") as f:
                     if first < f.frames:
@@ -129,40 +130,10 @@ class ProceduralSource(ClipSource):
             return None
         import soundfile as sf
 
-        frames = read_frames(self.clips[index] / "frames.mkv", np.arange(info["num_frames"]))
+        frames = read_frames(self.clips[index], np.arange(info["num_frames"]))
         audio = sf.read(self.clips[index] / "audio.wav", dtype="float32", always_2d=True)[0].mean(axis=1)
         self._decoded[index] = (frames, audio)
         return frames, audio
-
-
-def read_frames(path: Path, rows: np.ndarray, max_gap: int = 8) -> np.ndarray:
-    """Frames `rows` (any order, repeats allowed) of a video as (len(rows), H, W, 3) uint8 RGB.
-
-    Rows close together are read in one pass (decoding a few frames beats a seek); far ones are seeked to.
-    Exact for intra-only codecs such as the procedural set's FFV1.
-    """
-    import cv2
-
-    wanted = sorted(set(int(r) for r in rows))
-    got: dict[int, np.ndarray] = {}
-    capture = cv2.VideoCapture(str(path))
-    position = 0
-    try:
-        for row in wanted:
-            if row < position or row - position > max_gap:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, row)
-                position = row
-            while position < row:  # decode-and-drop the few frames in between
-                capture.grab()
-                position += 1
-            ok, frame = capture.read()
-            if not ok:
-                raise ValueError(f"{path} has no frame {row}; the clip is damaged: make it again")
-            got[row] = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            position += 1
-    finally:
-        capture.release()
-    return np.stack([got[int(r)] for r in rows])
 
 
 class AistSource(ClipSource):
