@@ -66,24 +66,31 @@ def _local_mean(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, window.view(1, 1, 1, k))
 
 
+def ssim_per_image(
+    a: torch.Tensor, b: torch.Tensor, *, data_range: float = 1.0, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA
+) -> torch.Tensor:
+    """SSIM (N,) of (N, C, H, W) tensors, in their own dtype and device and differentiable (the LFAE's SSIM loss
+    is this too), averaged over channels and the window positions fully inside the image."""
+    n, c, h, w = a.shape
+    if h < window or w < window:
+        raise ValueError(f"SSIM needs images of at least {window}x{window}, got {h}x{w}")
+    kernel = torch.as_tensor(gaussian_window(window, sigma), dtype=a.dtype, device=a.device)
+    a = a.reshape(n * c, 1, h, w)
+    b = b.reshape(n * c, 1, h, w)
+    mu_a, mu_b = _local_mean(a, kernel), _local_mean(b, kernel)
+    var_a = _local_mean(a * a, kernel) - mu_a**2
+    var_b = _local_mean(b * b, kernel) - mu_b**2
+    cov = _local_mean(a * b, kernel) - mu_a * mu_b
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return ssim_map.mean(dim=(1, 2, 3)).reshape(n, c).mean(dim=1)  # (N,)
+
+
 def ssim(x: Image, y: Image, *, data_range: float | None = None, channel_axis: int | None = None) -> Image:
     """Mean SSIM per image (1 = identical). See the module docstring for layout and data range."""
     L = _data_range(x, data_range)
     tx, ty, lead = _as_nchw(x, y, channel_axis)  # (N, C, H, W)
-    n, c, h, w = tx.shape
-    if h < SSIM_WINDOW or w < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {h}x{w}")
-    window = torch.as_tensor(gaussian_window(), dtype=tx.dtype, device=tx.device)
-    a = tx.reshape(n * c, 1, h, w)
-    b = ty.reshape(n * c, 1, h, w)
-    mu_a, mu_b = _local_mean(a, window), _local_mean(b, window)
-    var_a = _local_mean(a * a, window) - mu_a**2
-    var_b = _local_mean(b * b, window) - mu_b**2
-    cov = _local_mean(a * b, window) - mu_a * mu_b
-    c1, c2 = (SSIM_K1 * L) ** 2, (SSIM_K2 * L) ** 2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    per_image = ssim_map.mean(dim=(1, 2, 3)).reshape(n, c).mean(dim=1)  # (N,)
-    return _finish(per_image, lead, x)
+    return _finish(ssim_per_image(tx, ty, data_range=L), lead, x)
 
 
 def psnr(x: Image, y: Image, *, data_range: float | None = None, channel_axis: int | None = None) -> Image:

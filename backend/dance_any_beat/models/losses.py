@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dance_any_beat.metrics.image_quality import ssim_per_image
 from dance_any_beat.models.keypoints import sqrtm_2x2
 from dance_any_beat.models.lfae import LFAE, LFAEOutput
 from dance_any_beat.warp import ALIGN_CORNERS, identity_grid
@@ -108,14 +109,6 @@ def multiscale_l1(pred: Tensor, target: Tensor, scales: tuple[float, ...] = (1.0
     return torch.stack([(p - t).abs().mean() for p, t in pairs]).mean()
 
 
-def gaussian_window(size: int, sigma: float, *, device: torch.device | None = None) -> Tensor:
-    """(size, size) normalised Gaussian kernel."""
-    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2.0  # (size,)
-    g = torch.exp(-(coords**2) / (2.0 * sigma**2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]  # (size, size)
-
-
 def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> Tensor:
     """Per-image SSIM (B,) of (B, C, H, W) images, averaged over channels and valid window positions.
 
@@ -123,19 +116,7 @@ def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5, data_range:
     """
     assert x.shape == y.shape and x.ndim == 4, f"x {tuple(x.shape)} and y {tuple(y.shape)} must match, (B, C, H, W)"
     assert min(x.shape[-2:]) >= window, f"images {tuple(x.shape)} are smaller than the SSIM window {window}"
-    c = x.shape[1]
-    kernel = gaussian_window(window, sigma, device=x.device).to(x.dtype).expand(c, 1, window, window)
-
-    def blur(t: Tensor) -> Tensor:
-        return F.conv2d(t, kernel, groups=c)  # (B, C, H - window + 1, W - window + 1), valid positions only
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return s.mean(dim=(1, 2, 3))  # (B,)
+    return ssim_per_image(x, y, data_range=data_range, window=window, sigma=sigma)  # (B,)
 
 
 def ssim_loss(pred: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
