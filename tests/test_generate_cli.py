@@ -12,7 +12,7 @@ from dance_any_beat import pipeline
 from dance_any_beat.cli import main
 from dance_any_beat.data.music_synth import synthesize_music
 from dance_any_beat.data.procedural import make_dataset
-from dance_any_beat.evaluate import TARGETS, evaluate
+from dance_any_beat.evaluate import DRIFT_TARGETS, TARGETS, colour_histogram, evaluate, frame_sharpness
 from dance_any_beat.presets import load_quality_presets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,7 +98,7 @@ def test_errors_are_one_line_with_exit_status_2(checkpoint, inputs, tmp_path, ca
 def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsys):
     data = make_dataset(tmp_path / "data", 2, split="test", seconds=1.5, size=32, workers=1)
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2",
-                 "--preset", "draft", "--json"]) == 0  # fmt: skip
+                 "--preset", "draft", "--drift-seconds", "4", "--json"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     summary = report["summary"]
     for key in ("lfae_ssim", "lfae_psnr", "bas_generated", "bas_ground_truth", "bas_ratio", "bas_swapped",
@@ -109,5 +109,23 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
     assert 0 <= summary["lfae_ssim"] <= 1 and summary["flow_px_generated"] > 0
     assert summary["bas_ground_truth"] > 0.5  # the procedural dancer hits its beats
 
-    table = evaluate(checkpoint, data, clips=1, preset="draft").table()
+    # drift: a 4 s dance (several model windows), its last 2 s against its first 2 s (segments cap at half)
+    drift = report["drift"]
+    assert drift["seconds"] == 4 and drift["windows"] >= 3 and set(drift["checks"]) == set(DRIFT_TARGETS)
+    assert drift["sharpness_first"] > 0 and drift["histogram_first"] >= 0
+    assert drift["sharpness_ratio"] == pytest.approx(drift["sharpness_last"] / drift["sharpness_first"], rel=1e-3)
+
+    table = evaluate(checkpoint, data, clips=1, preset="draft", drift_seconds=0).table()
     assert "LFAE reconstruction SSIM" in table and "music swap" in table and "1 clips from" in table
+    assert "drift over" not in table
+
+
+def test_drift_measures_see_blur_and_colour_change():
+    rng = np.random.default_rng(0)
+    still = (rng.random((64, 64, 3)) * 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(still, (5, 5), 2.0)
+    assert frame_sharpness(blurred) < 0.5 * frame_sharpness(still)
+    tinted = np.clip(still.astype(int) + 60, 0, 255).astype(np.uint8)
+    same = cv2.compareHist(colour_histogram(still), colour_histogram(still), cv2.HISTCMP_BHATTACHARYYA)
+    moved = cv2.compareHist(colour_histogram(tinted), colour_histogram(still), cv2.HISTCMP_BHATTACHARYYA)
+    assert same < 1e-6 < 0.2 < moved

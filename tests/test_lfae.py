@@ -189,6 +189,33 @@ def test_same_frame_gives_zero_flow():
     check_over_configs(check)
 
 
+def test_compositing_keeps_visible_reference_pixels_and_decodes_hidden_ones():
+    model = tiny_model(composite_reference=True).eval()
+    cfg, s, h = model.config, model.config.image_size, model.config.latent_size
+    ref = images(2, s, seed=1)
+    with torch.no_grad():
+        latent = model.encode(ref)
+        still = torch.zeros(2, 2, h, h)
+        visible, hidden = torch.ones(2, 1, h, h), torch.zeros(2, 1, h, h)
+        decoded = model.decode(model.warp(latent, still, hidden))
+        # zero flow, all visible: the reference's own pixels; all hidden: the decoder's frame alone
+        torch.testing.assert_close(model.render(ref, latent, still, visible), ref, atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.render(ref, latent, still, hidden), decoded)
+        # a flow of +2 pixels in x shows the reference's content 2 pixels further right (edges repeated)
+        shifted = torch.zeros(2, 2, h, h)
+        shifted[:, 0] = 2 * 2.0 / s
+        moved = model.render(ref, latent, shifted, visible)
+        torch.testing.assert_close(moved[..., : s - 2], ref[..., 2:], atol=1e-5, rtol=0)
+        # forward composites the same way
+        out = model(ref, ref)
+        torch.testing.assert_close(
+            out.reconstruction, model.render(ref, out.ref_latent, out.motion.flow, out.motion.occlusion)
+        )
+    with pytest.raises(ValueError, match="composites the reference image .composite_reference.: pass ref_image"):
+        model.render(None, latent, still, visible)
+    assert not LFAEConfig().composite_reference and cfg.composite_reference  # old checkpoints keep their meaning
+
+
 def test_mask_bound_keeps_every_motion_alive():
     """Even a net that has learned to pick the background everywhere leaves each region a gradient-carrying weight."""
     for bound, floor in ((3.0, 1e-4), (0.0, 0.0)):

@@ -17,6 +17,7 @@ from dance_any_beat.models.dabfusion import (
     DabFusion,
     DabFusionConfig,
     DataConfig,
+    lfae_targets,
     load_lfae_checkpoint,
     motion_to_x0,
     x0_to_motion,
@@ -177,6 +178,37 @@ def test_tiny_diffusion_run_learns_and_its_checkpoint_generates(data_dir: Path, 
     train_diffusion(diffusion_config(data_dir, tmp_path / "diffusion", lfae_run / "checkpoint", "steps=64"))
     assert [int(r["step"]) for r in read_csv_log(run / "log.csv")] == [*range(5, 61, 5), 64]
     assert read_config(run / "checkpoint")["training"]["step"] == 64
+
+
+def test_target_cache_gives_the_on_the_fly_targets_and_is_refused_when_stale(
+    data_dir: Path, lfae_run: Path, tmp_path: Path
+):
+    cache = tmp_path / "targets.pt"
+    run = train_diffusion(diffusion_config(data_dir, tmp_path / "cached", lfae_run / "checkpoint",
+                                           f"target_cache={cache}", "steps=10", "windows_per_clip=2"))
+    assert cache.is_file() and read_config(run / "checkpoint")["training"]["step"] == 10
+
+    # the cached targets are the frozen LFAE's targets of epoch 0's windows, in fp16
+    saved = torch.load(cache, weights_only=True)["tensors"]
+    windows = MotionWindows(open_source("procedural", data_dir, "train"), size=64, fps=10, num_frames=8,
+                            windows_per_clip=2, seed=0)
+    assert len(saved["x0"]) == len(windows) == 8
+    lfae = load_lfae_checkpoint(lfae_run / "checkpoint")
+    for i in (0, 5):
+        item = windows[i]
+        with torch.no_grad():
+            x0, ref_latent = lfae_targets(lfae, item["frames"].transpose(0, 1)[None], 0.5)
+        torch.testing.assert_close(saved["x0"][i].float(), x0[0], atol=2e-3, rtol=2e-3)
+        torch.testing.assert_close(saved["ref_latent"][i].float(), ref_latent[0], atol=2e-2, rtol=2e-3)
+        torch.testing.assert_close(saved["rhythm"][i], item["rhythm"])
+
+    # resuming reads the cache; other windows or another LFAE make it stale, and the error says so
+    train_diffusion(diffusion_config(data_dir, tmp_path / "cached", lfae_run / "checkpoint",
+                                     f"target_cache={cache}", "steps=12", "windows_per_clip=2"))
+    assert read_config(run / "checkpoint")["training"]["step"] == 12
+    with pytest.raises(ValueError, match=r"made for other settings \(windows_per_clip: 2 -> 3\); delete it"):
+        train_diffusion(diffusion_config(data_dir, tmp_path / "other", lfae_run / "checkpoint",
+                                         f"target_cache={cache}", "steps=2", "windows_per_clip=3"))
 
 
 def test_wrong_checkpoints_are_named(data_dir: Path, lfae_run: Path, tmp_path: Path):

@@ -312,7 +312,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         report = evaluate(checkpoint, args.data, clips=args.clips, preset=args.preset, seed=args.seed,
-                          device=args.device, progress=progress)
+                          drift_seconds=args.drift_seconds, device=args.device, progress=progress)
     finally:
         bar.close()
     print(json.dumps(report.to_dict()) if args.json else report.table())
@@ -338,6 +338,8 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--preset", default="standard", metavar="NAME", help="quality preset for generating (standard)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
+    ev.add_argument("--drift-seconds", type=float, default=16.0, metavar="S",
+                    help="length of the long dance whose last 4 s are compared with its first 4 s (16; 0 = skip)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ev.set_defaults(func=cmd_evaluate)
 

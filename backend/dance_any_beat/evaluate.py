@@ -12,6 +12,12 @@ Per clip, with the clip's first frame as the still and the clip's own music and 
 - "Not the still repeated": mean magnitude of the generated flows, in pixels of the model's view, next to the
   LFAE's flows of the ground-truth frames. "Not noise": SSIM of generated frame 0 to the still.
 
+Drift (with `drift_seconds` > 0): one long dance from the first clip's still, to music synthesised in its style
+(the clips are only a few seconds long), generated window after window as `generate` does. Its first and last
+`DRIFT_SEGMENT_SECONDS` are compared: sharpness (variance of the Laplacian), colour-histogram distance to the
+still (Bhattacharyya) and BAS. Segments longer than one model window, because BAS over a 1.6 s window holds
+only three or four beats and is mostly noise.
+
 Generation goes through the pipeline's own steps (`pipeline.generate_motion`) at the model's resolution and the
 clip's fps, with the chosen quality preset.
 """
@@ -45,6 +51,13 @@ TARGETS: dict[str, tuple[str, float]] = {
     "motion_ratio": (">=", 0.25),  # generated / ground-truth mean flow magnitude: clearly not a still
     "first_frame_ssim": (">=", 0.8),
 }
+# Drift: last segment vs first. metric -> (comparison, target)
+DRIFT_TARGETS: dict[str, tuple[str, float]] = {
+    "sharpness_ratio": (">=", 0.9),  # last / first variance of the Laplacian
+    "histogram_ratio": ("<=", 1.1),  # last / first colour-histogram distance to the still
+    "bas_change": ("<=", 0.1),  # |last - first| / first BAS
+}
+DRIFT_SEGMENT_SECONDS = 4.0
 LFAE_CHUNK = 16  # frame pairs per LFAE forward
 
 
@@ -64,6 +77,32 @@ class ClipScores:
     first_frame_ssim: float  # generated frame 0 vs the still
 
 
+@dataclass
+class DriftScores:
+    seconds: float  # length of the generated dance
+    windows: int  # model windows that made it
+    sharpness_first: float  # mean variance of the Laplacian over the first segment's frames
+    sharpness_last: float
+    histogram_first: float  # mean Bhattacharyya distance of the segment's colour histograms to the still's
+    histogram_last: float
+    bas_first: float  # BAS of the segment against the music's beats
+    bas_last: float
+
+    def ratios(self) -> dict[str, float]:
+        return {
+            "sharpness_ratio": _ratio(self.sharpness_last, self.sharpness_first),
+            "histogram_ratio": _ratio(self.histogram_last, self.histogram_first),
+            "bas_change": _ratio(abs(self.bas_last - self.bas_first), self.bas_first),
+        }
+
+    def checks(self) -> dict[str, bool | None]:
+        out: dict[str, bool | None] = {}
+        for name, value in self.ratios().items():
+            op, target = DRIFT_TARGETS[name]
+            out[name] = None if not math.isfinite(value) else bool(value >= target if op == ">=" else value <= target)
+        return out
+
+
 def _mean(values: list[float | None]) -> float:
     kept = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(kept)) if kept else float("nan")
@@ -79,6 +118,7 @@ class EvaluationReport:
     data: str
     params: dict[str, Any]  # generation settings used
     clips: list[ClipScores] = field(default_factory=list)
+    drift: DriftScores | None = None
     seconds: float = 0.0  # wall time
 
     def summary(self) -> dict[str, float]:
@@ -111,6 +151,11 @@ class EvaluationReport:
             "summary": {k: clean(round(v, 4)) for k, v in self.summary().items()},
             "targets": {k: f"{op} {t:g}" for k, (op, t) in TARGETS.items()}, "checks": self.checks(),
             "per_clip": [{k: clean(v) for k, v in dataclasses.asdict(x).items()} for x in self.clips],
+            "drift": None if self.drift is None else {
+                **{k: clean(v) for k, v in dataclasses.asdict(self.drift).items()},
+                **{k: clean(round(v, 4)) for k, v in self.drift.ratios().items()}, "checks": self.drift.checks(),
+                "targets": {k: f"{op} {t:g}" for k, (op, t) in DRIFT_TARGETS.items()},
+            },
         }  # fmt: skip
 
     def table(self) -> str:
@@ -141,6 +186,19 @@ class EvaluationReport:
                 verdict = {True: "ok", False: "MISSED", None: ""}[checks[key]]
                 target = f"{op} {t:g}  {verdict}"
             lines.append(f"{label:<36} {text:>8}  {target}")
+        if self.drift is not None:
+            d, ratios, drift_checks = self.drift, self.drift.ratios(), self.drift.checks()
+            segment = f"last {DRIFT_SEGMENT_SECONDS:g} s vs first"
+            lines.append(f"drift over {d.seconds:g} s ({d.windows} windows), {segment}:")
+            for label, key, first, last in (
+                ("sharpness last / first", "sharpness_ratio", d.sharpness_first, d.sharpness_last),
+                ("colour distance last / first", "histogram_ratio", d.histogram_first, d.histogram_last),
+                ("BAS change |last - first| / first", "bas_change", d.bas_first, d.bas_last),
+            ):
+                op, t = DRIFT_TARGETS[key]
+                verdict = {True: "ok", False: "MISSED", None: ""}[drift_checks[key]]
+                value = f"{ratios[key]:.2f}" if math.isfinite(ratios[key]) else "n/a"
+                lines.append(f"  {label:<34} {value:>8}  {op} {t:g}  {verdict}   ({first:.4g} -> {last:.4g})")
         lines.append(f"{len(self.clips)} clips from {self.data}, {self.seconds:.0f} s")
         return "\n".join(lines)
 
@@ -176,15 +234,64 @@ def _lfae_scores(model: DabFusion, frames: np.ndarray, fps: float, device: torch
 
 
 def _dance(
-    model: DabFusion, clip: Clip, still: np.ndarray, audio: np.ndarray, beats: np.ndarray, downbeats: np.ndarray,
+    model: DabFusion,
+    clip: Clip,
+    still: np.ndarray,
+    audio: np.ndarray,
+    beats: np.ndarray,
+    downbeats: np.ndarray,
     params: GenerateParams,
 ) -> tuple[np.ndarray, float]:
     """Generated (N, S, S, 3) uint8 frames at the clip's fps and the mean flow magnitude in view pixels."""
     motion = generate_motion(model, still, audio, clip.sr, clip.num_frames, params, beats, downbeats)
-    frames = np.stack(list(decode_frames(model, motion.ref_latent, motion.x0, motion.framing, still, "model")))
+    decoded = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still, "model")
+    frames = np.stack(list(decoded))  # (N, S, S, 3)
     flow, _ = motion.flows(model.config.data.flow_scale)  # (N, 2, h, w) view-normalised
     magnitude = float(np.mean(np.hypot(flow[:, 0], flow[:, 1]))) * model.config.data.image_size / 2.0
     return frames, magnitude
+
+
+def frame_sharpness(frame: np.ndarray) -> float:
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def colour_histogram(frame: np.ndarray) -> np.ndarray:
+    hist = cv2.calcHist([frame], [0, 1, 2], None, [8, 8, 8], [0, 256, 0, 256, 0, 256])
+    return cv2.normalize(hist, hist).flatten()
+
+
+def drift_scores(
+    model: DabFusion, still: np.ndarray, style: str, seconds: float, params: GenerateParams, seed: int = 0
+) -> DriftScores:
+    """One `seconds`-long dance from `still` (S, S, 3) uint8 to synthesised music in `style`; first vs last
+    segment (see the module docstring)."""
+    from dance_any_beat.data.music_synth import synthesize_music
+
+    music = synthesize_music(style, 110.0, seconds, seed=seed)
+    fps = params.fps
+    n = int(round(seconds * fps))
+    params = resolve_for_model(dataclasses.replace(params, seconds=seconds), model)
+    still_float = still.astype(np.float32) / 255.0
+    motion = generate_motion(model, still_float, music.audio, music.sr, n, params, music.beat_times,
+                             music.downbeat_times)  # fmt: skip
+    decoded = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still_float, "model")
+    frames = np.stack(list(decoded))  # (n, S, S, 3)
+    k = min(n // 2, int(round(DRIFT_SEGMENT_SECONDS * fps)))
+    still_hist = colour_histogram(still)
+
+    def segment(lo: int) -> tuple[float, float, float]:
+        part = frames[lo : lo + k]
+        sharp = float(np.mean([frame_sharpness(f) for f in part]))
+        dist = float(np.mean([cv2.compareHist(colour_histogram(f), still_hist, cv2.HISTCMP_BHATTACHARYYA)
+                              for f in part]))  # fmt: skip
+        beats = music.beat_times[(music.beat_times >= lo / fps) & (music.beat_times < (lo + k) / fps)] - lo / fps
+        return sharp, dist, _safe(video_beat_alignment, part, beats, fps)
+
+    first, last = segment(0), segment(n - k)
+    return DriftScores(seconds=seconds, windows=len(motion.plan.starts), sharpness_first=first[0],
+                       sharpness_last=last[0], histogram_first=first[1], histogram_last=last[1], bas_first=first[2],
+                       bas_last=last[2])  # fmt: skip
 
 
 def _safe(score: Callable[..., float], *args: Any) -> float:
@@ -202,11 +309,13 @@ def evaluate(
     preset: str = "standard",
     seed: int = 0,
     device: str = "auto",
+    drift_seconds: float = 16.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationReport:
     """Score `model` (or its checkpoint folder) on the first `clips` clips of the procedural split folder `data`.
 
     progress(done, total) is called after each clip. Needs at least 2 clips for the music-swap test.
+    drift_seconds > 0 adds the drift measurement over a dance that long (0 skips it).
     """
     clock = time.perf_counter()
     paths = list_clips(Path(data))
@@ -255,6 +364,10 @@ def evaluate(
             ))  # fmt: skip
             if progress is not None:
                 progress(i + 1, len(loaded))
+        if drift_seconds > 0:
+            first = loaded[0]
+            report.drift = drift_scores(model, _frames_at_size(first.frames[:1], size)[0], first.style,
+                                        drift_seconds, dataclasses.replace(base, fps=float(first.fps)), seed)
     finally:
         model.train(was_training)
     report.seconds = time.perf_counter() - clock

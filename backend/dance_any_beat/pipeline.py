@@ -426,8 +426,9 @@ def check_model_params(model: DabFusion, params: GenerateParams) -> None:
             f"steps must be at most the model's {model.config.diffusion.num_train_timesteps} diffusion steps"
         )
     if params.style != AUTO_STYLE and params.style not in data.styles:
-        raise ValueError(f"this model does not know the style {params.style!r}; it knows: auto, "
-                         f"{', '.join(data.styles)}")
+        raise ValueError(
+            f"this model does not know the style {params.style!r}; it knows: auto, {', '.join(data.styles)}"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -548,7 +549,11 @@ def _window_music(
 
 
 def prepare_latents(
-    shape: tuple[int, ...], generator: torch.Generator, device: torch.device, known: Tensor | None, t_first: int,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    device: torch.device,
+    known: Tensor | None,
+    t_first: int,
     sampler: Any,
 ) -> Tensor:
     """x_T: Gaussian noise (drawn on the CPU generator, so a seed gives the same result on any device), with the
@@ -632,12 +637,15 @@ def resample_time(x0: Tensor, model_fps: float, fps: float, n_out: int) -> Tenso
 def decode_frames(
     model: DabFusion,
     ref_latent: Tensor,
+    view: Tensor,
     x0: Tensor,
     framing: Framing,
     still: np.ndarray,
     resolution: str,
 ) -> Iterator[np.ndarray]:
-    """x0 (1, 3, N, h, w) -> (H, W, 3) uint8 RGB frames, a chunk at a time (caps memory for long or big output)."""
+    """x0 (1, 3, N, h, w) -> (H, W, 3) uint8 RGB frames, a chunk at a time (caps memory for long or big output).
+
+    view (1, 3, S, S) is the still in the model's view, ref_latent its latent."""
     device = ref_latent.device
     n = x0.shape[2]
     if resolution == "model":
@@ -650,7 +658,7 @@ def decode_frames(
         source = torch.from_numpy(still).permute(2, 0, 1)[None].to(device)  # (1, 3, H, W)
     for i in range(0, n, chunk):
         part = x0[:, :, i : i + chunk]  # (1, 3, c, h, w)
-        decoded = model.render(ref_latent, part)[0].transpose(0, 1).float()  # (c, 3, S, S)
+        decoded = model.render(ref_latent, part, ref_image=view)[0].transpose(0, 1).float()  # (c, 3, S, S)
         if resolution == "model":
             out = framing.crop(decoded)  # (c, 3, h_box, w_box)
         else:
@@ -701,6 +709,7 @@ class Motion:
 
     x0: Tensor  # (1, 3, N, h, w) flows / 0.5 flow_scale and occlusions in [-1, 1], at the output fps
     ref_latent: Tensor  # (1, C, h, w) the still's latent in the model's view
+    view: Tensor  # (1, 3, S, S) the still framed into the model's view, RGB in [0, 1]
     framing: Framing  # where the still sits in the model's view
     plan: WindowPlan  # the model windows that made it
 
@@ -748,7 +757,7 @@ def generate_motion(
 
     # 5. model fps -> output fps
     x0 = resample_time(x0, data.fps, params.fps, n_out)  # (1, 3, N, h, w)
-    return Motion(x0=x0, ref_latent=ref_latent, framing=framing, plan=plan)
+    return Motion(x0=x0, ref_latent=ref_latent, view=view, framing=framing, plan=plan)
 
 
 @torch.no_grad()
@@ -831,7 +840,7 @@ def _generate(
 
     # 3.-5. encode, denoise window after window, model fps -> output fps
     motion = generate_motion(model, still, music.samples, music.sr, n_out, params, beats.beats, beats.downbeats, run)
-    framing, plan = motion.framing, motion.plan
+    plan = motion.plan
 
     # 6. decode, writing the frames as they come; 7. the video, beats.json and the record
     run.check_cancel("decoding")
@@ -840,7 +849,7 @@ def _generate(
     frames_dir = out / FRAMES_DIR
     partial = out / PARTIAL_VIDEO_FILE
     try:
-        size = _write_frames(model, motion.ref_latent, motion.x0, framing, still, params.resolution, frames_dir, run)
+        size = _write_frames(model, motion, still, params.resolution, frames_dir, run)
         run.lap("decode")
         run.report(_STAGE_END["decoding"], "writing video")
         n_audio = int(round(n_out / params.fps * music.sr))  # the video's length: -shortest keeps every frame
@@ -870,20 +879,14 @@ def _generate(
 
 
 def _write_frames(
-    model: DabFusion,
-    ref_latent: Tensor,
-    x0: Tensor,
-    framing: Framing,
-    still: np.ndarray,
-    resolution: str,
-    frames_dir: Path,
-    run: _Run,
+    model: DabFusion, motion: Motion, still: np.ndarray, resolution: str, frames_dir: Path, run: _Run
 ) -> tuple[int, int]:
     """Decode and write frames_dir/000001.png ...; returns (width, height)."""
-    n = x0.shape[2]
+    n = motion.x0.shape[2]
     start, span = _STAGE_END["denoising"], _STAGE_END["decoding"] - _STAGE_END["denoising"]
     size = (0, 0)
-    for k, frame in enumerate(decode_frames(model, ref_latent, x0, framing, still, resolution), start=1):
+    frames = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still, resolution)
+    for k, frame in enumerate(frames, start=1):
         run.check_cancel("decoding")
         write_png_frames([frame], frames_dir, start=k)
         size = (frame.shape[1], frame.shape[0])

@@ -193,9 +193,12 @@ def lfae_targets(lfae: LFAE, frames: Tensor, flow_scale: float, chunk: int = 64)
 
 
 @torch.no_grad()
-def render_frames(lfae: LFAE, ref_latent: Tensor, x0: Tensor, flow_scale: float, chunk: int = 16) -> Tensor:
+def render_frames(
+    lfae: LFAE, ref_latent: Tensor, x0: Tensor, flow_scale: float, chunk: int = 16, ref_image: Tensor | None = None
+) -> Tensor:
     """Warp the reference latent (B, C, h, w) by each frame's flow and occlusion in x0, decode: (B, 3, T, S, S).
 
+    ref_image (B, 3, S, S), the reference frame, is needed by an LFAE that composites it (`composite_reference`).
     `chunk` frames go through the decoder at a time, which caps memory for long windows.
     """
     flow, occlusion = x0_to_motion(x0, flow_scale)  # (B, 2, T, h, w), (B, 1, T, h, w)
@@ -203,10 +206,20 @@ def render_frames(lfae: LFAE, ref_latent: Tensor, x0: Tensor, flow_scale: float,
     flow = flow.transpose(1, 2).reshape(b * t, 2, h, w)  # (B*T, 2, h, w)
     occlusion = occlusion.transpose(1, 2).reshape(b * t, 1, h, w)  # (B*T, 1, h, w)
     latent = ref_latent[:, None].expand(b, t, *ref_latent.shape[1:]).reshape(b * t, *ref_latent.shape[1:])
+    image = None
+    if ref_image is not None:
+        image = ref_image[:, None].expand(b, t, *ref_image.shape[1:]).reshape(b * t, *ref_image.shape[1:])
     out = []
     for i in range(0, b * t, chunk):
-        warped = lfae.warp(latent[i : i + chunk], flow[i : i + chunk].to(latent.dtype), occlusion[i : i + chunk])
-        out.append(lfae.decode(warped))  # (n, 3, S, S)
+        part = slice(i, i + chunk)
+        out.append(
+            lfae.render(
+                None if image is None else image[part].to(latent.dtype),
+                latent[part],
+                flow[part].to(latent.dtype),
+                occlusion[part].to(latent.dtype),
+            )
+        )  # (n, 3, S, S)
     s = lfae.config.image_size
     return torch.cat(out).reshape(b, t, 3, s, s).transpose(1, 2)  # (B, 3, T, S, S)
 
@@ -399,6 +412,7 @@ class DabFusion(nn.Module):
         return x0_to_motion(x0, self.flow_scale)
 
     @torch.no_grad()
-    def render(self, ref_latent: Tensor, x0: Tensor, chunk: int = 16) -> Tensor:
-        """Generated x0 (B, 3, T, h, w) -> frames (B, 3, T, S, S) in [0, 1]."""
-        return render_frames(self.lfae, ref_latent, x0, self.flow_scale, chunk)
+    def render(self, ref_latent: Tensor, x0: Tensor, chunk: int = 16, ref_image: Tensor | None = None) -> Tensor:
+        """Generated x0 (B, 3, T, h, w) -> frames (B, 3, T, S, S) in [0, 1]; ref_image (B, 3, S, S) is the still
+        in the model's view (needed when the LFAE composites it)."""
+        return render_frames(self.lfae, ref_latent, x0, self.flow_scale, chunk, ref_image)

@@ -29,6 +29,7 @@ from dance_any_beat.models.keypoints import (
     sparse_motions,
 )
 from dance_any_beat.models.lfae_blocks import Hourglass, ResBlock
+from dance_any_beat.warp import upsample_occlusion, warp_full_res
 
 
 @dataclass
@@ -60,6 +61,9 @@ class LFAEConfig:
     #                                  when use_affine is False; with affine, each region's own covariance
     mask_logit_bound: float = 3.0  # motion-mixing logits squashed to +-bound (tanh), so no motion's weight falls
     #                                below ~e^(-2 bound) of another's and an unused region still gets gradient; 0 = off
+    composite_reference: bool = False  # the frame = occlusion x the reference image warped at full resolution +
+    #                                    (1 - occlusion) x the decoder's frame: visible parts keep the reference's
+    #                                    pixels (sharp), the decoder paints only what the reference hides
     occlusion_bias: float = 2.0  # initial bias of the occlusion logit: sigmoid(2) = 0.88, mostly visible at start
     norm_groups: int = 8  # GroupNorm groups (the largest divisor of each width that is <= this)
 
@@ -294,11 +298,35 @@ class LFAE(nn.Module):
         )
         return self.decoder(latent)
 
+    def render(self, ref_image: Tensor | None, ref_latent: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
+        """The frame (B, 3, S, S) that a flow (B, 2, h, w) and occlusion (B, 1, h, w) make of the reference.
+
+        ref_image (B, 3, S, S) is needed only with `composite_reference` (the default config decodes alone).
+        """
+        decoded = self.decode(self.warp(ref_latent, flow, occlusion))  # (B, 3, S, S)
+        return self.composite(ref_image, decoded, flow, occlusion)
+
+    def composite(self, ref_image: Tensor | None, decoded: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
+        """With `composite_reference`: visible parts from the reference warped at full resolution, hidden parts
+        from the decoder's frame. Without it, the decoder's frame as it is."""
+        if not self.config.composite_reference:
+            return decoded
+        if ref_image is None:
+            raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
+        self._check_image(ref_image, "ref_image")
+        s = self.config.image_size
+        visible = upsample_occlusion(occlusion, (s, s)).to(decoded.dtype)  # (B, 1, S, S)
+        warped = warp_full_res(ref_image.to(decoded.dtype), flow)  # (B, 3, S, S), edges repeated
+        return visible * warped + (1.0 - visible) * decoded  # (B, 3, S, S)
+
     def forward(self, ref_image: Tensor, drive_image: Tensor) -> LFAEOutput:
-        """Reconstruct drive_image from ref_image: encode ref, predict flow, warp, decode."""
+        """Reconstruct drive_image from ref_image: encode ref, predict flow, warp, decode (and composite)."""
         ref_latent = self.encode(ref_image)  # (B, C, h, w)
         motion = self.predict_flow(ref_image, drive_image)
         warped = self.warp(ref_latent, motion.flow, motion.occlusion)  # (B, C, h, w)
         return LFAEOutput(
-            reconstruction=self.decode(warped), ref_latent=ref_latent, warped_latent=warped, motion=motion
+            reconstruction=self.composite(ref_image, self.decode(warped), motion.flow, motion.occlusion),
+            ref_latent=ref_latent,
+            warped_latent=warped,
+            motion=motion,
         )

@@ -16,6 +16,7 @@ encoder, U-Net and their config), all the pipeline needs; with `ema_decay` > 0 i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ from dance_any_beat.train.common import (
     seeded_generator,
 )
 from dance_any_beat.train.datasets import MotionWindows, open_source
+from dance_any_beat.train.target_cache import CachedWindows, build_target_cache, cache_key, load_target_cache
 
 
 @dataclass
@@ -71,7 +73,9 @@ class DiffusionTrainConfig:
     data_kind: Literal["procedural", "aist"] = "procedural"  # the procedural data set or AIST++ videos
     data_path: str = "datasets/procedural"  # procedural: the make-dataset --out folder; aist: the AIST++ root
     data_split: str = "train"  # procedural: a split folder under data_path; aist: train (anything else: test)
-    windows_per_clip: int = 8  # random windows drawn per clip per epoch
+    windows_per_clip: int = 8  # random windows drawn per clip per epoch (fixed ones per clip with target_cache)
+    target_cache: str | None = None  # file of the frozen LFAE's targets for fixed windows, built on first use
+    #                                  (see train.target_cache): about twice the steps per second on a CPU
     # stage 1
     lfae_checkpoint: str | None = None  # the `checkpoint` folder of a `train lfae` run (kind "lfae"); frozen here
     # output
@@ -175,8 +179,18 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
 
     # data: windows of T frames at the model's fps with their music, this rank's shard of a per-epoch shuffle
     source = open_source(config.data_kind, config.data_path, config.data_split)
-    dataset = MotionWindows(source, size=data.image_size, fps=data.fps, num_frames=data.num_frames,
-                            windows_per_clip=config.windows_per_clip, seed=config.seed)
+    windows = MotionWindows(
+        source,
+        size=data.image_size,
+        fps=data.fps,
+        num_frames=data.num_frames,
+        windows_per_clip=config.windows_per_clip,
+        seed=config.seed,
+    )
+    dataset: MotionWindows | CachedWindows = windows
+    if config.target_cache:
+        dataset = open_target_cache(config, lfae, windows, data.flow_scale, info)
+        config = dataclasses.replace(config, num_workers=0)  # the cache is in memory: nothing left to load
     loader, sampler = make_loader(dataset, config, info)
 
     # models and optimiser (same initial weights on every rank); the music towers stay out of the optimiser
@@ -223,11 +237,17 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
     def save() -> None:
         if not info.is_main:
             return
-        training = {"step": step, "ema": ema_unet is not None, "lfae_checkpoint": lfae_path,
-                    "data_kind": config.data_kind, "data_path": config.data_path}
+        training = {
+            "step": step,
+            "ema": ema_unet is not None,
+            "lfae_checkpoint": lfae_path,
+            "data_kind": config.data_kind,
+            "data_path": config.data_path,
+        }
         averaged = ema_music is not None and ema_unet is not None
-        bundle = DabFusion(bundle_config, lfae=lfae, music=ema_music if averaged else music,
-                           unet=ema_unet if averaged else unet)
+        bundle = DabFusion(
+            bundle_config, lfae=lfae, music=ema_music if averaged else music, unet=ema_unet if averaged else unet
+        )
         bundle.save(run_dir / "checkpoint", extra=training)
         save_train_state(run_dir, {
             "kind": "diffusion", "step": step, "config": config_to_dict(config), "architecture": architecture,
@@ -241,7 +261,6 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
     with RunLog(run_dir, step, config.steps, "diffusion", enabled=info.is_main, progress=config.progress) as log:
         while step < config.steps:
             batch = next(batches)
-            frames = batch["frames"].to(device, non_blocking=True).transpose(1, 2)  # (B, 3, T, S, S)
             rhythm = batch["rhythm"].to(device, non_blocking=True)  # (B, T, R)
             style = style_map[batch["style"]].to(device)  # (B,)
             rates = set(batch["sr"].tolist())
@@ -250,8 +269,12 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
             if bundle_config.music.sample_rates():  # parts that read audio: resample once per batch (soxr, CPU)
                 inputs = prepare_audio(batch["audio"], rates.pop(), bundle_config.music)
                 waveforms = {rate: wave.to(device, non_blocking=True) for rate, wave in inputs.waveforms.items()}
-            with torch.no_grad(), autocast(device, amp_dtype):
-                x0, ref_latent = lfae_targets(lfae, frames, data.flow_scale, config.target_chunk)
+            if "x0" in batch:  # from the target cache
+                x0, ref_latent = batch["x0"].to(device), batch["ref_latent"].to(device)
+            else:
+                frames = batch["frames"].to(device, non_blocking=True).transpose(1, 2)  # (B, 3, T, S, S)
+                with torch.no_grad(), autocast(device, amp_dtype):
+                    x0, ref_latent = lfae_targets(lfae, frames, data.flow_scale, config.target_chunk)
             x0, ref_latent = x0.float(), ref_latent.float()  # (B, 3, T, h, w), (B, C, h, w)
 
             lr = lr_at(step, config)
@@ -281,6 +304,25 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
         digest = params_digest(nn.ModuleDict({"music": music, "unet": unet}))
         (run_dir / f"params_rank{info.rank}.txt").write_text(digest + "\n")
     return run_dir
+
+
+def open_target_cache(
+    config: DiffusionTrainConfig, lfae: nn.Module, windows: MotionWindows, flow_scale: float, info: DistInfo
+) -> CachedWindows:
+    """The run's target cache: loaded when it matches the LFAE and the windows, built (one process) when missing."""
+    path = Path(config.target_cache or "").expanduser()
+    key = cache_key(params_digest(lfae), windows, flow_scale, f"{config.data_kind}:{config.data_path}:"
+                    f"{config.data_split}")  # fmt: skip
+    if path.exists():
+        return load_target_cache(path, key)
+    if info.distributed:
+        raise ValueError(
+            f"target_cache {path} does not exist: build it with one process first (the same command without "
+            "torchrun), then start the distributed run"
+        )
+    print(f"building the stage-2 target cache {path} (once; later runs and resumes read it)", flush=True)
+    return build_target_cache(path, lfae, windows, flow_scale, key, batch_size=config.batch_size,
+                              num_workers=config.num_workers, progress=config.progress)  # fmt: skip
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dance_any_beat.models.dabfusion import save_lfae_checkpoint
+from dance_any_beat.models.dabfusion import load_lfae_checkpoint, save_lfae_checkpoint
 from dance_any_beat.models.lfae import LFAE, LFAEConfig
 from dance_any_beat.models.losses import LFAELoss, LFAELossConfig
 from dance_any_beat.train.common import (
@@ -61,6 +61,8 @@ class LFAETrainConfig:
     pairs_per_clip: int = 16  # random (reference, drive) frame pairs drawn per clip per epoch
     # output
     out: str = "runs/lfae"  # run folder: train_state.pt, log.csv, checkpoint/; an existing run there is resumed
+    init_weights: str | None = None  # a new run starts from these LFAE weights (another run's train_state.pt or
+    #                                  stage-1 checkpoint folder; same layers) with a fresh optimiser; unused on resume
     # model and loss
     model: LFAEConfig = field(default_factory=LFAEConfig)
     loss: LFAELossConfig = field(default_factory=LFAELossConfig)
@@ -112,6 +114,21 @@ class LFAEWithLoss(nn.Module):
         return self.loss(self.lfae, output, drive, generator)
 
 
+def initial_weights(path: str) -> dict[str, Tensor]:
+    """LFAE weights from a stage-1 run's train_state.pt or a stage-1 checkpoint folder, with a clear error else."""
+    source = Path(path).expanduser()
+    if source.is_dir():
+        return load_lfae_checkpoint(source).state_dict()
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"init_weights {path} does not exist: give a stage-1 run's train_state.pt or its checkpoint folder"
+        )
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("kind") != "lfae" or "model" not in state:
+        raise ValueError(f"init_weights {path} is not the train_state.pt of a stage-1 (lfae) run")
+    return state["model"]
+
+
 def train_lfae(config: LFAETrainConfig) -> Path:
     """Train (or resume) a stage-1 run; returns the run folder. Single process, or one rank under torchrun."""
     return run_distributed(config.device, lambda info: _train(config, info))
@@ -130,8 +147,9 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
     torch.manual_seed(config.seed)
     model = LFAE(config.model).to(device)
     criterion = LFAELoss(config.loss).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=tuple(config.betas),
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     # resume
@@ -145,6 +163,8 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
         scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
         del state
+    elif config.init_weights:
+        model.load_state_dict(initial_weights(config.init_weights))
     generator = seeded_generator(device, config.seed, info.rank, step)  # the loss's random warps
 
     wrapped = LFAEWithLoss(model, criterion)
