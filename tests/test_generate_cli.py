@@ -129,3 +129,23 @@ def test_drift_measures_see_blur_and_colour_change():
     same = cv2.compareHist(colour_histogram(still), colour_histogram(still), cv2.HISTCMP_BHATTACHARYYA)
     moved = cv2.compareHist(colour_histogram(tinted), colour_histogram(still), cv2.HISTCMP_BHATTACHARYYA)
     assert same < 1e-6 < 0.2 < moved
+
+
+def test_export_writes_a_half_size_checkpoint_that_generates_the_same_model(checkpoint, tmp_path, capsys):
+    import torch
+
+    from dance_any_beat.models.dabfusion import DabFusion
+
+    out = tmp_path / "shipped"
+    assert main(["export", str(checkpoint), str(out), "--fp16"]) == 0
+    assert "fp16" in capsys.readouterr().out
+    full, half = DabFusion.from_checkpoint(checkpoint), DabFusion.from_checkpoint(out)
+    assert half.config == full.config
+    for (name, a), (_, b) in zip(full.state_dict().items(), half.state_dict().items(), strict=True):
+        torch.testing.assert_close(b, a, atol=2e-3, rtol=2e-3, msg=name)
+    size = (out / "model.safetensors").stat().st_size
+    assert size < 0.6 * (checkpoint / "model.safetensors").stat().st_size
+    # an existing checkpoint is never replaced without --overwrite
+    assert main(["export", str(checkpoint), str(out)]) == 2
+    assert "already holds a checkpoint; pass --overwrite" in capsys.readouterr().err
+    assert (out / "model.safetensors").stat().st_size == size

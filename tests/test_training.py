@@ -272,7 +272,7 @@ def test_x0_holds_flows_and_occlusions_in_minus_one_to_one():
 
 def test_example_configs_load_and_the_starters_are_the_documented_models():
     lfae = load_config(LFAETrainConfig, CONFIGS / "lfae_starter.toml")
-    assert lfae.model == LFAEConfig()  # the 2.3 M-parameter CPU starter
+    assert lfae.model == LFAEConfig(composite_reference=True)  # the 1.75 M-parameter CPU starter, compositing
     diffusion = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_starter.toml")
     bundle = DabFusionConfig.assemble(lfae.model, diffusion.model, diffusion.diffusion, diffusion.music,
                                       diffusion.data)
@@ -282,6 +282,7 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
         k: v for k, v in vars(starter).items() if k not in derived
     }
     assert bundle.unet.num_frames == starter.num_frames == 16 and diffusion.music.parts == ("mel", "beats")
+    assert diffusion.target_cache and not diffusion.target_cache.startswith("checkpoints")  # never committed
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 

@@ -297,6 +297,44 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=cmd_generate)
 
 
+# --------------------------------------------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from dance_any_beat.checkpoint import read_config
+    from dance_any_beat.models.dabfusion import DabFusion
+
+    source = Path(args.checkpoint)
+    out = Path(args.out)
+    if out.resolve() == source.resolve():
+        raise CliError("--out is the checkpoint itself; give another folder")
+    if (out / "model.safetensors").exists() and not args.overwrite:
+        raise CliError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
+    model = DabFusion.from_checkpoint(source)
+    training = read_config(source).get("training", {})
+    model.save(out, dtype=torch.float16 if args.fp16 else None, extra=training)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    print(f"wrote {out} ({size / 2**20:.1f} MiB{', fp16' if args.fp16 else ''}; training step {training.get('step')})")
+    return 0
+
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    ex = commands.add_parser(
+        "export",
+        help="copy a trained stage-2 checkpoint into a folder to ship (fp16 halves it)",
+        description="Load a full DabFusion checkpoint (a `train diffusion` run's RUN_DIR/checkpoint, the averaged "
+        "weights) and write it to OUT, in fp16 with --fp16; the training record goes along. This is how "
+        "checkpoints/starter is made.",
+        epilog="example: dance-any-beat export checkpoints/starter/training/diffusion/checkpoint checkpoints/starter "
+        "--fp16 --overwrite",
+    )
+    ex.add_argument("checkpoint", help="checkpoint folder (kind dabfusion) to read")
+    ex.add_argument("out", help="folder to write model.safetensors and config.json into")
+    ex.add_argument("--fp16", action="store_true", help="store the weights in float16 (generation upcasts)")
+    ex.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in OUT")
+    ex.set_defaults(func=cmd_export)
+
+
 # ------------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
@@ -486,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one setting, after the file (repeatable)")
     train.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
     train.set_defaults(func=cmd_train)
+    _add_export(commands)
     _add_generate(commands)
     _add_evaluate(commands)
     _add_serve(commands)
