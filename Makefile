@@ -20,8 +20,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# The bundled example still and track (both made by the project) danced by the bundled starter model.
 demo: setup
-	$(BIN)/dance-any-beat demo --out out/demo
+	$(BIN)/dance-any-beat generate --image examples/example_still.png --audio examples/example_track.ogg \
+		--out out/demo --preset standard
 
 lint: setup
 	$(BIN)/ruff check .
