@@ -17,6 +17,7 @@ from dance_any_beat.models.dabfusion import (
     DabFusion,
     DabFusionConfig,
     DataConfig,
+    FlowCoding,
     lfae_targets,
     load_lfae_checkpoint,
     motion_to_x0,
@@ -263,11 +264,18 @@ def test_dabfusion_config_round_trips_through_json():
 def test_x0_holds_flows_and_occlusions_in_minus_one_to_one():
     flow = torch.tensor([-0.9, -0.25, 0.0, 0.1, 0.6]).reshape(1, 1, 5, 1, 1).expand(1, 2, 5, 1, 1)
     occlusion = torch.tensor([0.0, 0.3, 0.5, 0.9, 1.0]).reshape(1, 1, 5, 1, 1)
-    x0 = motion_to_x0(flow, occlusion, flow_scale=0.5)
-    assert x0.shape == (1, 3, 5, 1, 1) and x0.min() >= -1 and x0.max() <= 1
-    back_flow, back_occlusion = x0_to_motion(x0, flow_scale=0.5)
-    torch.testing.assert_close(back_occlusion, occlusion)
-    torch.testing.assert_close(back_flow, flow.clamp(-0.5, 0.5))  # beyond the scale: clamped
+    for coding in (0.5, FlowCoding(0.5), FlowCoding(0.5, knee=0.005)):
+        x0 = motion_to_x0(flow, occlusion, coding)
+        assert x0.shape == (1, 3, 5, 1, 1) and x0.min() >= -1 and x0.max() <= 1
+        back_flow, back_occlusion = x0_to_motion(x0, coding)
+        torch.testing.assert_close(back_occlusion, occlusion)
+        torch.testing.assert_close(back_flow, flow.clamp(-0.5, 0.5))  # beyond the scale: clamped
+    # the knee lifts small flows: 0.3 px at 128 px is 0.9% of x0's range linearly, 16% with the knee at 0.005
+    small = torch.full((1, 2, 1, 1, 1), 0.3 * 2 / 128)
+    linear, kneed = FlowCoding(0.5).encode(small), FlowCoding(0.5, knee=0.005).encode(small)
+    assert float(linear[0, 0]) == pytest.approx(0.0094, abs=1e-4) and float(kneed[0, 0]) > 0.1
+    with pytest.raises(ValueError, match="flow_knee must be >= 0"):
+        DataConfig(flow_knee=-1.0)
 
 
 def test_example_configs_load_and_the_starters_are_the_documented_models():

@@ -246,7 +246,7 @@ def _dance(
     motion = generate_motion(model, still, audio, clip.sr, clip.num_frames, params, beats, downbeats)
     decoded = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still, "model")
     frames = np.stack(list(decoded))  # (N, S, S, 3)
-    flow, _ = motion.flows(model.config.data.flow_scale)  # (N, 2, h, w) view-normalised
+    flow, _ = motion.flows(model.config.data.flow_coding)  # (N, 2, h, w) view-normalised
     magnitude = float(np.mean(np.hypot(flow[:, 0], flow[:, 1]))) * model.config.data.image_size / 2.0
     return frames, magnitude
 

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from dance_any_beat import __version__
 from dance_any_beat.diffusion import SAMPLER_NAMES, SamplerName, SamplingCancelled, make_sampler, sample
-from dance_any_beat.models.dabfusion import DabFusion, x0_to_motion
+from dance_any_beat.models.dabfusion import DabFusion, FlowCoding, x0_to_motion
 from dance_any_beat.music.audio import load_audio
 from dance_any_beat.music.beats import onset_envelope, rhythm_features, track_beats
 from dance_any_beat.music.encoder import MusicEmbedding, prepare_audio
@@ -707,15 +707,15 @@ def _beats(samples: np.ndarray, sr: int, seconds: float, start: float, given: np
 class Motion:
     """What the model made for one range, before decoding."""
 
-    x0: Tensor  # (1, 3, N, h, w) flows / 0.5 flow_scale and occlusions in [-1, 1], at the output fps
+    x0: Tensor  # (1, 3, N, h, w) coded flows and occlusions in [-1, 1], at the output fps
     ref_latent: Tensor  # (1, C, h, w) the still's latent in the model's view
     view: Tensor  # (1, 3, S, S) the still framed into the model's view, RGB in [0, 1]
     framing: Framing  # where the still sits in the model's view
     plan: WindowPlan  # the model windows that made it
 
-    def flows(self, flow_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    def flows(self, coding: FlowCoding | float) -> tuple[np.ndarray, np.ndarray]:
         """(N, 2, h, w) view-normalised backward flows from the still and (N, 1, h, w) occlusions, numpy."""
-        flow, occlusion = x0_to_motion(self.x0, flow_scale)  # (1, 2, N, h, w), (1, 1, N, h, w)
+        flow, occlusion = x0_to_motion(self.x0, coding)  # (1, 2, N, h, w), (1, 1, N, h, w)
         return flow[0].transpose(0, 1).cpu().numpy(), occlusion[0].transpose(0, 1).cpu().numpy()
 
 

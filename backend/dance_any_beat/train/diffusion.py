@@ -32,6 +32,7 @@ from dance_any_beat.models.dabfusion import (
     DabFusion,
     DabFusionConfig,
     DataConfig,
+    FlowCoding,
     lfae_targets,
     load_lfae_checkpoint,
 )
@@ -189,7 +190,7 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
     )
     dataset: MotionWindows | CachedWindows = windows
     if config.target_cache:
-        dataset = open_target_cache(config, lfae, windows, data.flow_scale, info)
+        dataset = open_target_cache(config, lfae, windows, data.flow_coding, info)
         config = dataclasses.replace(config, num_workers=0)  # the cache is in memory: nothing left to load
     loader, sampler = make_loader(dataset, config, info)
 
@@ -274,7 +275,7 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
             else:
                 frames = batch["frames"].to(device, non_blocking=True).transpose(1, 2)  # (B, 3, T, S, S)
                 with torch.no_grad(), autocast(device, amp_dtype):
-                    x0, ref_latent = lfae_targets(lfae, frames, data.flow_scale, config.target_chunk)
+                    x0, ref_latent = lfae_targets(lfae, frames, data.flow_coding, config.target_chunk)
             x0, ref_latent = x0.float(), ref_latent.float()  # (B, 3, T, h, w), (B, C, h, w)
 
             lr = lr_at(step, config)
@@ -307,11 +308,11 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
 
 
 def open_target_cache(
-    config: DiffusionTrainConfig, lfae: nn.Module, windows: MotionWindows, flow_scale: float, info: DistInfo
+    config: DiffusionTrainConfig, lfae: nn.Module, windows: MotionWindows, coding: FlowCoding, info: DistInfo
 ) -> CachedWindows:
     """The run's target cache: loaded when it matches the LFAE and the windows, built (one process) when missing."""
     path = Path(config.target_cache or "").expanduser()
-    key = cache_key(params_digest(lfae), windows, flow_scale, f"{config.data_kind}:{config.data_path}:"
+    key = cache_key(params_digest(lfae), windows, coding, f"{config.data_kind}:{config.data_path}:"
                     f"{config.data_split}")  # fmt: skip
     if path.exists():
         return load_target_cache(path, key)
@@ -321,7 +322,7 @@ def open_target_cache(
             "torchrun), then start the distributed run"
         )
     print(f"building the stage-2 target cache {path} (once; later runs and resumes read it)", flush=True)
-    return build_target_cache(path, lfae, windows, flow_scale, key, batch_size=config.batch_size,
+    return build_target_cache(path, lfae, windows, coding, key, batch_size=config.batch_size,
                               num_workers=config.num_workers, progress=config.progress)  # fmt: skip
 
 

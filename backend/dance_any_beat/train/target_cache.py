@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from dance_any_beat.models.dabfusion import lfae_targets
+from dance_any_beat.models.dabfusion import FlowCoding, lfae_targets
 from dance_any_beat.models.lfae import LFAE
 from dance_any_beat.train.datasets import MotionWindows, worker_init
 
@@ -42,12 +42,13 @@ class CachedWindows(Dataset):
         return {name: self.tensors[name][item] for name in FIELDS}
 
 
-def cache_key(lfae_digest: str, windows: MotionWindows, flow_scale: float, source: str) -> dict[str, Any]:
+def cache_key(lfae_digest: str, windows: MotionWindows, coding: FlowCoding, source: str) -> dict[str, Any]:
     """What a cache's contents depend on; a cache whose key differs is stale."""
     return {
         "lfae_weights": lfae_digest, "source": source, "clips": len(windows.source), "size": windows.size,
         "fps": windows.fps, "num_frames": windows.num_frames, "windows_per_clip": windows.windows_per_clip,
-        "seed": windows.seed, "flow_scale": flow_scale,
+        "seed": windows.seed, "flow_scale": coding.scale,
+        "flow_knee": coding.knee,
     }  # fmt: skip
 
 
@@ -56,7 +57,7 @@ def build_target_cache(
     path: Path,
     lfae: LFAE,
     windows: MotionWindows,
-    flow_scale: float,
+    coding: FlowCoding,
     key: dict[str, Any],
     *,
     batch_size: int = 8,
@@ -71,7 +72,7 @@ def build_target_cache(
     parts: dict[str, list[Tensor]] = {name: [] for name in FIELDS}
     for batch in tqdm(loader, desc="stage-2 targets", unit="batch", disable=not progress):
         frames = batch["frames"].to(device).transpose(1, 2)  # (B, 3, T, S, S)
-        x0, ref_latent = lfae_targets(lfae, frames, flow_scale)  # (B, 3, T, h, w), (B, C, h, w)
+        x0, ref_latent = lfae_targets(lfae, frames, coding)  # (B, 3, T, h, w), (B, C, h, w)
         parts["x0"].append(x0.half().cpu())
         parts["ref_latent"].append(ref_latent.half().cpu())
         for name in ("audio", "rhythm", "style", "sr"):
