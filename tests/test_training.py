@@ -2,6 +2,7 @@
 the stage-2 checkpoint is a complete model, and wrong checkpoints or settings get clear errors."""
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -100,6 +101,13 @@ def test_a_killed_lfae_run_resumes_from_its_saved_step(data_dir: Path, tmp_path:
     assert steps == list(range(1, 13))  # 6..8 were dropped and redone once: no step twice
     assert torch.load(out / "train_state.pt", weights_only=False)["step"] == 12
     assert read_config(out / "checkpoint")["training"]["step"] == 12
+
+    # a fresh checkout has the finished run's state but not its checkpoint: the same command writes it back
+    weights = (out / "checkpoint" / "model.safetensors").read_bytes()
+    shutil.rmtree(out / "checkpoint")
+    train_lfae(config)
+    assert (out / "checkpoint" / "model.safetensors").read_bytes() == weights
+    assert [int(r["step"]) for r in read_csv_log(out / "log.csv")] == list(range(1, 13))  # nothing trained
 
 
 def test_resuming_with_another_model_is_refused(data_dir: Path, lfae_run: Path, tmp_path: Path):

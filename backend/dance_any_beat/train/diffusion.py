@@ -301,6 +301,8 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
                 log.write(step)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save()
+    if not (run_dir / "checkpoint").exists():
+        save()  # a finished run's state on a fresh checkout: its checkpoint (not committed) is written back
     if config.dump_rank_params:
         digest = params_digest(nn.ModuleDict({"music": music, "unet": unet}))
         (run_dir / f"params_rank{info.rank}.txt").write_text(digest + "\n")

@@ -210,6 +210,8 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
                 log.write(step)
             if step % config.checkpoint_every == 0 or step == config.steps:
                 save()
+    if not (run_dir / "checkpoint").exists():
+        save()  # a finished run's state on a fresh checkout: its checkpoint (not committed) is written back
     if config.dump_rank_params:
         (run_dir / f"params_rank{info.rank}.txt").write_text(params_digest(model) + "\n")
     return run_dir
