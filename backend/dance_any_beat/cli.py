@@ -494,11 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=cmd_make_dataset)
     demo = commands.add_parser(
         "demo",
-        help="the README's first command: beats of the bundled track and a dancer dancing on them",
+        help="the procedural dancer (the model's training data) dancing on the beats of a track",
         description="Track the beats of a track (the bundled example by default), render a procedural dancer "
         "whose moves land on those beats, and write OUT/frames/000001.png ..., OUT/dance.mp4 (with the music) "
-        "and OUT/beats.json. Until the starter model is trained this shows the beat tracker and the data the "
-        "model learns from.",
+        "and OUT/beats.json: the beat tracker and the data the model learns from (`make demo` runs `generate`).",
     )
     demo.add_argument("--out", default="out/demo", help="output folder (out/demo)")
     demo.add_argument("--audio", default=None, help="a track of your own (default: examples/example_track.ogg)")
