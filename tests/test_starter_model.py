@@ -51,8 +51,7 @@ def _dance(model: DabFusion, still: np.ndarray, samples: np.ndarray, sr: int, se
     n = int(round(seconds * FPS))
     downbeats = beats[::4]
     motion = generate_motion(model, still, samples, sr, n, params, beats, downbeats)
-    frames = np.stack(list(decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still,
-                                         "model")))  # fmt: skip
+    frames = np.stack(list(decode_frames(model, motion, still, "model")))  # (N, S, S, 3)
     flow, _ = motion.flows(model.config.data.flow_scale)
     return frames, flow
 

@@ -96,11 +96,19 @@ class DriftScores:
         }
 
     def checks(self) -> dict[str, bool | None]:
-        out: dict[str, bool | None] = {}
-        for name, value in self.ratios().items():
-            op, target = DRIFT_TARGETS[name]
-            out[name] = None if not math.isfinite(value) else bool(value >= target if op == ">=" else value <= target)
-        return out
+        return _checks(self.ratios(), DRIFT_TARGETS)
+
+
+def _checks(values: dict[str, float], targets: dict[str, tuple[str, float]]) -> dict[str, bool | None]:
+    """Metric -> whether it meets its target (None when it could not be measured)."""
+    out: dict[str, bool | None] = {}
+    for name, (op, target) in targets.items():
+        value = values[name]
+        out[name] = None if not math.isfinite(value) else bool(value >= target if op == ">=" else value <= target)
+    return out
+
+
+VERDICT = {True: "ok", False: "MISSED", None: ""}
 
 
 def _mean(values: list[float | None]) -> float:
@@ -134,12 +142,7 @@ class EvaluationReport:
 
     def checks(self) -> dict[str, bool | None]:
         """Metric -> whether it meets its target (None when it could not be measured)."""
-        summary = self.summary()
-        out: dict[str, bool | None] = {}
-        for name, (_, target) in TARGETS.items():
-            value = summary[name]
-            out[name] = None if not math.isfinite(value) else bool(value >= target)
-        return out
+        return _checks(self.summary(), TARGETS)
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:  # JSON has no NaN
@@ -183,7 +186,7 @@ class EvaluationReport:
             target = ""
             if key in TARGETS:
                 op, t = TARGETS[key]
-                verdict = {True: "ok", False: "MISSED", None: ""}[checks[key]]
+                verdict = VERDICT[checks[key]]
                 target = f"{op} {t:g}  {verdict}"
             lines.append(f"{label:<36} {text:>8}  {target}")
         if self.drift is not None:
@@ -196,7 +199,7 @@ class EvaluationReport:
                 ("BAS change |last - first| / first", "bas_change", d.bas_first, d.bas_last),
             ):
                 op, t = DRIFT_TARGETS[key]
-                verdict = {True: "ok", False: "MISSED", None: ""}[drift_checks[key]]
+                verdict = VERDICT[drift_checks[key]]
                 value = f"{ratios[key]:.2f}" if math.isfinite(ratios[key]) else "n/a"
                 lines.append(f"  {label:<34} {value:>8}  {op} {t:g}  {verdict}   ({first:.4g} -> {last:.4g})")
         lines.append(f"{len(self.clips)} clips from {self.data}, {self.seconds:.0f} s")
@@ -244,8 +247,7 @@ def _dance(
 ) -> tuple[np.ndarray, float]:
     """Generated (N, S, S, 3) uint8 frames at the clip's fps and the mean flow magnitude in view pixels."""
     motion = generate_motion(model, still, audio, clip.sr, clip.num_frames, params, beats, downbeats)
-    decoded = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still, "model")
-    frames = np.stack(list(decoded))  # (N, S, S, 3)
+    frames = np.stack(list(decode_frames(model, motion, still, "model")))  # (N, S, S, 3)
     flow, _ = motion.flows(model.config.data.flow_coding)  # (N, 2, h, w) view-normalised
     magnitude = float(np.mean(np.hypot(flow[:, 0], flow[:, 1]))) * model.config.data.image_size / 2.0
     return frames, magnitude
@@ -275,8 +277,7 @@ def drift_scores(
     still_float = still.astype(np.float32) / 255.0
     motion = generate_motion(model, still_float, music.audio, music.sr, n, params, music.beat_times,
                              music.downbeat_times)  # fmt: skip
-    decoded = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still_float, "model")
-    frames = np.stack(list(decoded))  # (n, S, S, 3)
+    frames = np.stack(list(decode_frames(model, motion, still_float, "model")))  # (n, S, S, 3)
     k = min(n // 2, int(round(DRIFT_SEGMENT_SECONDS * fps)))
     still_hist = colour_histogram(still)
 

@@ -634,18 +634,9 @@ def resample_time(x0: Tensor, model_fps: float, fps: float, n_out: int) -> Tenso
 # Step 6: decode
 
 
-def decode_frames(
-    model: DabFusion,
-    ref_latent: Tensor,
-    view: Tensor,
-    x0: Tensor,
-    framing: Framing,
-    still: np.ndarray,
-    resolution: str,
-) -> Iterator[np.ndarray]:
-    """x0 (1, 3, N, h, w) -> (H, W, 3) uint8 RGB frames, a chunk at a time (caps memory for long or big output).
-
-    view (1, 3, S, S) is the still in the model's view, ref_latent its latent."""
+def decode_frames(model: DabFusion, motion: Motion, still: np.ndarray, resolution: str) -> Iterator[np.ndarray]:
+    """The motion's x0 -> (H, W, 3) uint8 RGB frames, a chunk at a time (caps memory for long or big output)."""
+    ref_latent, view, x0, framing = motion.ref_latent, motion.view, motion.x0, motion.framing
     device = ref_latent.device
     n = x0.shape[2]
     if resolution == "model":
@@ -885,8 +876,7 @@ def _write_frames(
     n = motion.x0.shape[2]
     start, span = _STAGE_END["denoising"], _STAGE_END["decoding"] - _STAGE_END["denoising"]
     size = (0, 0)
-    frames = decode_frames(model, motion.ref_latent, motion.view, motion.x0, motion.framing, still, resolution)
-    for k, frame in enumerate(frames, start=1):
+    for k, frame in enumerate(decode_frames(model, motion, still, resolution), start=1):
         run.check_cancel("decoding")
         write_png_frames([frame], frames_dir, start=k)
         size = (frame.shape[1], frame.shape[0])

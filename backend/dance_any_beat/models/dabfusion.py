@@ -409,10 +409,6 @@ class DabFusion(nn.Module):
 
     # -- the steps of generation
 
-    @property
-    def flow_scale(self) -> float:
-        return self.config.data.flow_scale
-
     def latent_shape(self, batch: int, frames: int) -> tuple[int, int, int, int, int]:
         """Shape of x0 for `batch` windows of `frames` frames: (B, 3, T, h, w)."""
         h = self.config.lfae.latent_size
