@@ -45,7 +45,7 @@ def test_generate_json_is_the_last_line_with_the_documented_keys(checkpoint, inp
     assert result["frames"] == 18 and result["fps"] == 12.0 and result["size"] == [50, 36]
     assert Path(result["frames_dir"]) == out / "frames" and len(list(out.glob("frames/*.png"))) == 18
     assert Path(result["video"]).is_file() and Path(result["beats_json"]).is_file()
-    assert {"beats", "denoise", "decode", "video"} <= set(result["seconds"])
+    assert {"beats", "encode", "denoise", "decode", "warp", "write_frames", "video"} <= set(result["seconds"])
     assert all(v >= 0 for v in result["seconds"].values())
 
 

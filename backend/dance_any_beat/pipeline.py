@@ -38,11 +38,11 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from dance_any_beat import __version__
 from dance_any_beat.diffusion import SAMPLER_NAMES, SamplerName, SamplingCancelled, make_sampler, sample
+from dance_any_beat.framing import Framing, FullResolution
 from dance_any_beat.models.dabfusion import DabFusion, FlowCoding, x0_to_motion
 from dance_any_beat.music.audio import load_audio
 from dance_any_beat.music.beats import onset_envelope, rhythm_features, track_beats
@@ -57,7 +57,6 @@ from dance_any_beat.presets import (
 )
 from dance_any_beat.styles import STYLE_NAMES
 from dance_any_beat.video import FRAME_NAME, frame_path, write_mp4, write_png_frames
-from dance_any_beat.warp import ALIGN_CORNERS, warp
 
 Resolution = Literal["model", "full"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -83,14 +82,9 @@ RECORD_FILE = "generate.json"  # written last: the parameters and timings of a f
 OWN_FILES = frozenset({FRAMES_DIR, VIDEO_FILE, PARTIAL_VIDEO_FILE, BEATS_FILE, RECORD_FILE})
 OS_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
-# Occlusion (1 = the reference shows this pixel) -> weight of the warped still in "full" resolution. The LFAE's
-# occlusion is soft and rarely exactly 1, so values above VISIBLE take the sharp still alone and values below
-# HIDDEN the decoder alone, with a linear blend between.
-OCCLUSION_HIDDEN = 0.25
-OCCLUSION_VISIBLE = 0.75
 BEATS_PER_BAR = 4  # given beats carry no downbeats: every 4th given beat, from the first, is taken as one
 MUSIC_BATCH = 16  # windows whose music is encoded in one forward
-FULL_RES_CHUNK_PIXELS = 2**25  # output pixels decoded at once at full resolution (caps memory for big stills)
+DECODE_CHUNK = 16  # frames through the LFAE decoder at once
 
 # Progress: the share of the bar each stage ends at.
 _STAGE_END = {"checking inputs": 0.02, "loading model": 0.05, "beats": 0.10, "encoding": 0.12, "denoising": 0.80,
@@ -254,7 +248,7 @@ class _Run:
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._clock, 3)
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._clock  # summed over laps, rounded on output
         self._clock = now
 
 
@@ -435,60 +429,6 @@ def check_model_params(model: DabFusion, params: GenerateParams) -> None:
 # Step 3 helpers: framing the still into the model's square view
 
 
-@dataclass(frozen=True)
-class Framing:
-    """Where the still sits in the model's square view: scaled to fit (all of it visible), centred, the rest
-    padded with the still's edge pixels. Kept so that flows of the view can be mapped back onto the still."""
-
-    still_size: tuple[int, int]  # (W, H) of the original still, pixels
-    view: int  # S, side of the model's square view
-    box: tuple[int, int, int, int]  # (x, y, w, h) of the still inside the view, view pixels
-
-    @classmethod
-    def fit(cls, width: int, height: int, view: int) -> Framing:
-        if width >= height:
-            w, h = view, min(view, max(1, round(view * height / width)))
-        else:
-            w, h = min(view, max(1, round(view * width / height))), view
-        return cls(still_size=(width, height), view=view, box=((view - w) // 2, (view - h) // 2, w, h))
-
-    def frame(self, still: np.ndarray) -> np.ndarray:
-        """(H, W, 3) float still -> (S, S, 3) view: resized into the box, edges repeated outwards."""
-        x, y, w, h = self.box
-        shrink = w <= self.still_size[0]
-        small = cv2.resize(still, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-        small = np.clip(small.reshape(h, w, 3), 0.0, 1.0)
-        s = self.view
-        return cv2.copyMakeBorder(small, y, s - y - h, x, s - x - w, cv2.BORDER_REPLICATE).reshape(s, s, 3)
-
-    def still_grid(self, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
-        """(1, H, W, 2) view-normalised coordinates (x first) of the still's pixel centres: grid_sample's grid
-        that reads any view-sized map (flow, occlusion, decoded frame) back at the still's pixels."""
-        width, height = self.still_size
-        x, y, w, h = self.box
-        # still pixel u has its centre at x + (u + 0.5) w / W view pixels; the view spans [-1, 1] over S pixels
-        us = (x + (torch.arange(width, dtype=torch.float64) + 0.5) * w / width) * 2.0 / self.view - 1.0
-        vs = (y + (torch.arange(height, dtype=torch.float64) + 0.5) * h / height) * 2.0 / self.view - 1.0
-        gy, gx = torch.meshgrid(vs, us, indexing="ij")  # (H, W) each
-        return torch.stack([gx, gy], dim=-1)[None].to(device=device, dtype=dtype)  # (1, H, W, 2)
-
-    def flow_scale(self, device: torch.device) -> Tensor:
-        """(1, 2, 1, 1): view-normalised displacement -> still-normalised (the still spans S / w of the view)."""
-        _, _, w, h = self.box
-        return torch.tensor([self.view / w, self.view / h], device=device).view(1, 2, 1, 1)
-
-    def crop(self, frames: Tensor) -> Tensor:
-        """(B, C, S, S) view frames -> (B, C, h, w): the part showing the still."""
-        x, y, w, h = self.box
-        return frames[:, :, y : y + h, x : x + w]
-
-
-def _sample_at(maps: Tensor, grid: Tensor) -> Tensor:
-    """(B, C, S, S) view maps read at a (1, H, W, 2) grid -> (B, C, H, W), bilinear, edges repeated."""
-    return F.grid_sample(maps, grid.expand(maps.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border",
-                         align_corners=ALIGN_CORNERS)  # fmt: skip
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Step 4 helpers: windows, their music, prepare latents, denoise
 
@@ -515,7 +455,7 @@ class WindowPlan:
         return self.starts[-1] + self.length
 
 
-def _window_music(
+def window_music(
     model: DabFusion,
     plan: WindowPlan,
     samples: np.ndarray,
@@ -634,36 +574,38 @@ def resample_time(x0: Tensor, model_fps: float, fps: float, n_out: int) -> Tenso
 # Step 6: decode
 
 
-def decode_frames(model: DabFusion, motion: Motion, still: np.ndarray, resolution: str) -> Iterator[np.ndarray]:
-    """The motion's x0 -> (H, W, 3) uint8 RGB frames, a chunk at a time (caps memory for long or big output)."""
+def decode_frames(
+    model: DabFusion, motion: Motion, still: np.ndarray, resolution: str, lap: Callable[[str], None] | None = None
+) -> Iterator[np.ndarray]:
+    """The motion's x0 -> (H, W, 3) uint8 RGB frames, decoded a chunk at a time (caps memory for long output).
+
+    lap(stage), when given, is called after each chunk's decoding ("decode") and each full-resolution frame
+    ("warp"), so a caller's stage clock can tell them apart."""
+    lap = lap or (lambda _stage: None)
     ref_latent, view, x0, framing = motion.ref_latent, motion.view, motion.x0, motion.framing
-    device = ref_latent.device
-    n = x0.shape[2]
-    if resolution == "model":
-        chunk = 16
-    else:
-        width, height = framing.still_size
-        chunk = max(1, min(16, FULL_RES_CHUNK_PIXELS // (width * height * 4)))
-        grid = framing.still_grid(device)  # (1, H, W, 2)
-        scale = framing.flow_scale(device)  # (1, 2, 1, 1)
-        source = torch.from_numpy(still).permute(2, 0, 1)[None].to(device)  # (1, 3, H, W)
-    for i in range(0, n, chunk):
-        part = x0[:, :, i : i + chunk]  # (1, 3, c, h, w)
+    full = FullResolution(framing, still, x0.shape[-1]) if resolution == "full" else None
+    for i in range(0, x0.shape[2], DECODE_CHUNK):
+        part = x0[:, :, i : i + DECODE_CHUNK]  # (1, 3, c, h, w)
         decoded = model.render(ref_latent, part, ref_image=view)[0].transpose(0, 1).float()  # (c, 3, S, S)
-        if resolution == "model":
-            out = framing.crop(decoded)  # (c, 3, h_box, w_box)
-        else:
-            flow, occlusion = model.x0_to_motion(part)  # (1, 2, c, h, w), (1, 1, c, h, w)
-            flow = flow[0].transpose(0, 1).float()  # (c, 2, h, w), view-normalised
-            occlusion = occlusion[0].transpose(0, 1).float()  # (c, 1, h, w)
-            c = flow.shape[0]
-            flow_still = _sample_at(flow, grid) * scale  # (c, 2, H, W), still-normalised
-            visible = _sample_at(occlusion, grid)  # (c, 1, H, W)
-            visible = ((visible - OCCLUSION_HIDDEN) / (OCCLUSION_VISIBLE - OCCLUSION_HIDDEN)).clamp(0.0, 1.0)
-            warped = warp(source.expand(c, -1, -1, -1), flow_still, padding_mode="border")  # (c, 3, H, W)
-            out = warped * visible + _sample_at(decoded, grid) * (1.0 - visible)  # (c, 3, H, W)
-        pixels = (out.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        yield from pixels  # (H, W, 3) each
+        if full is None:
+            pixels = _to_uint8(framing.crop(decoded))  # (c, h_box, w_box, 3)
+            lap("decode")
+            yield from pixels
+            continue
+        pixels = _to_uint8(decoded)  # (c, S, S, 3)
+        flow, occlusion = model.x0_to_motion(part)  # (1, 2, c, h, w), (1, 1, c, h, w)
+        flow = flow[0].transpose(0, 1).float().cpu().numpy()  # (c, 2, h, w), view-normalised
+        occlusion = occlusion[0, 0].float().cpu().numpy()  # (c, h, w)
+        lap("decode")
+        for k in range(len(pixels)):
+            frame = full.frame(flow[k], occlusion[k], pixels[k])
+            lap("warp")
+            yield frame
+
+
+def _to_uint8(frames: Tensor) -> np.ndarray:
+    """(c, 3, H, W) float in [0, 1] -> (c, H, W, 3) uint8 numpy."""
+    return (frames.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -737,13 +679,13 @@ def generate_motion(
     view = torch.from_numpy(framing.frame(still)).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S)
     ref_latent = model.encode_reference(view)  # (1, C, h, w)
     plan = WindowPlan.cover(n_out, params.fps, data.fps, data.num_frames, params.window_overlap)
-    window_music = _window_music(model, plan, samples, sr, np.asarray(beats, np.float64),
-                                 np.asarray(downbeats, np.float64), device)  # fmt: skip
+    music = window_music(model, plan, samples, sr, np.asarray(beats, np.float64), np.asarray(downbeats, np.float64),
+                         device)  # fmt: skip
     style = model.style_labels([None if params.style == AUTO_STYLE else params.style], device=device)
     run.lap("encode")
 
     # 4. prepare latents + denoise, window after window
-    x0 = _denoise(model, plan, ref_latent, window_music, style, params, run)  # (1, 3, M, h, w)
+    x0 = _denoise(model, plan, ref_latent, music, style, params, run)  # (1, 3, M, h, w)
     run.lap("denoise")
 
     # 5. model fps -> output fps
@@ -841,7 +783,6 @@ def _generate(
     partial = out / PARTIAL_VIDEO_FILE
     try:
         size = _write_frames(model, motion, still, params.resolution, frames_dir, run)
-        run.lap("decode")
         run.report(_STAGE_END["decoding"], "writing video")
         n_audio = int(round(n_out / params.fps * music.sr))  # the video's length: -shortest keeps every frame
         mux = np.zeros(n_audio, dtype=np.float32)
@@ -861,7 +802,8 @@ def _generate(
     run.lap("video")
     result = GenerateResult(
         frames_dir=frames_dir, video=out / VIDEO_FILE, beats_json=beats_json, frames=n_out, fps=params.fps,
-        size=size, beat_times=beats.inside, seconds=dict(run.seconds), params=params, windows=len(plan.starts),
+        size=size, beat_times=beats.inside, seconds={k: round(v, 3) for k, v in run.seconds.items()}, params=params,
+        windows=len(plan.starts),
     )  # fmt: skip
     record = {"version": __version__, **result.to_dict()}
     (out / RECORD_FILE).write_text(json.dumps(record, indent=1))
@@ -876,9 +818,10 @@ def _write_frames(
     n = motion.x0.shape[2]
     start, span = _STAGE_END["denoising"], _STAGE_END["decoding"] - _STAGE_END["denoising"]
     size = (0, 0)
-    for k, frame in enumerate(decode_frames(model, motion, still, resolution), start=1):
+    for k, frame in enumerate(decode_frames(model, motion, still, resolution, run.lap), start=1):
         run.check_cancel("decoding")
         write_png_frames([frame], frames_dir, start=k)
+        run.lap("write_frames")  # PNG encoding: timed apart from decoding (at 1080p it is the larger part)
         size = (frame.shape[1], frame.shape[0])
         run.report(start + span * k / n, "decoding")
     return size
