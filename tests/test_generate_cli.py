@@ -98,8 +98,11 @@ def test_errors_are_one_line_with_exit_status_2(checkpoint, inputs, tmp_path, ca
 def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsys):
     data = make_dataset(tmp_path / "data", 2, split="test", seconds=1.5, size=32, workers=1)
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2",
-                 "--preset", "draft", "--drift-seconds", "4", "--json"]) == 0  # fmt: skip
+                 "--preset", "draft", "--guidance", "3", "--steps", "3", "--drift-seconds", "4",
+                 "--json"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["params"]["guidance"] == 3.0 and report["params"]["steps"] == 3  # flags win over the preset
+    assert report["params"]["sampler"] == "ddim"  # the rest comes from it
     summary = report["summary"]
     for key in ("lfae_ssim", "lfae_psnr", "bas_generated", "bas_ground_truth", "bas_ratio", "bas_swapped",
                 "music_swap_ratio", "av_align_generated", "av_align_ground_truth", "flow_px_generated",

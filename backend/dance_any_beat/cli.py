@@ -349,8 +349,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
+        overrides = {k: getattr(args, k) for k in ("steps", "sampler", "guidance") if getattr(args, k) is not None}
         report = evaluate(checkpoint, args.data, clips=args.clips, preset=args.preset, seed=args.seed,
-                          drift_seconds=args.drift_seconds, device=args.device, progress=progress)
+                          drift_seconds=args.drift_seconds, device=args.device, progress=progress,
+                          overrides=overrides)  # fmt: skip
     finally:
         bar.close()
     print(json.dumps(report.to_dict()) if args.json else report.table())
@@ -367,13 +369,17 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
         "clip's music should match the clip's own beats far worse); motion size and frame-0 fidelity. Prints a "
         "table with the targets of the starter model.",
         epilog="example:\n  dance-any-beat make-dataset --out datasets/procedural --num-clips 50 --split test\n"
-        "  dance-any-beat evaluate --checkpoint checkpoints/starter --data datasets/procedural/test --clips 8",
+        "  dance-any-beat evaluate --checkpoint checkpoints/starter --data datasets/procedural/test --clips 8\n"
+        "  dance-any-beat evaluate --data datasets/procedural/test --preset draft --guidance 4  # a guidance sweep",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ev.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint folder (the starter model)")
     ev.add_argument("--data", required=True, metavar="DIR", help="a procedural split folder, e.g. DIR/test")
     ev.add_argument("--clips", type=int, default=8, metavar="N", help="clips to score, in seed order (8)")
     ev.add_argument("--preset", default="standard", metavar="NAME", help="quality preset for generating (standard)")
+    ev.add_argument("--steps", type=int, default=None, help="sampler steps per window (the preset's)")
+    ev.add_argument("--sampler", default=None, help="ddim, dpmpp_2m or ddpm (the preset's)")
+    ev.add_argument("--guidance", type=float, default=None, metavar="G", help="music guidance (the preset's)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
     ev.add_argument("--drift-seconds", type=float, default=16.0, metavar="S",

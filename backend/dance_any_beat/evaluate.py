@@ -312,11 +312,13 @@ def evaluate(
     device: str = "auto",
     drift_seconds: float = 16.0,
     progress: Callable[[int, int], None] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> EvaluationReport:
     """Score `model` (or its checkpoint folder) on the first `clips` clips of the procedural split folder `data`.
 
     progress(done, total) is called after each clip. Needs at least 2 clips for the music-swap test.
-    drift_seconds > 0 adds the drift measurement over a dance that long (0 skips it).
+    drift_seconds > 0 adds the drift measurement over a dance that long (0 skips it). overrides: GenerateParams
+    fields that win over the preset (steps, sampler, guidance, window_overlap), for sweeps.
     """
     clock = time.perf_counter()
     paths = list_clips(Path(data))
@@ -334,7 +336,7 @@ def evaluate(
     model.eval()
     dev = next(model.parameters()).device
     size = model.config.data.image_size
-    base = GenerateParams(preset=preset, seed=seed, resolution="model")
+    base = GenerateParams(preset=preset, seed=seed, resolution="model", **(overrides or {}))
     report = EvaluationReport(checkpoint=source, data=str(data), params={})
     loaded = [read_clip(p) for p in paths]
     try:
