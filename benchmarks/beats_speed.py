@@ -67,7 +67,8 @@ def measure(path: Path, method: str, warm_repeats: int) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio", type=Path, default=None, help="track to use (default: 3 min synthesised)")
+    parser.add_argument("--audio", type=Path, default=None, help="track to use (default: synthesised)")
+    parser.add_argument("--seconds", type=float, default=TRACK_SECONDS, help="length of the synthesised track (180)")
     parser.add_argument("--repeats", type=int, default=3, help="warm runs, best kept (3)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -75,12 +76,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dab_beats_") as work:
         path = args.audio
         if path is None:
-            music = synthesize_music("house", 122.0, TRACK_SECONDS, seed=5)
-            path = Path(work) / "track_3min.wav"
+            music = synthesize_music("house", 122.0, args.seconds, seed=5)
+            path = Path(work) / "track.wav"
             sf.write(path, music.audio, music.sr)
+        seconds = sf.info(str(path)).duration
         results = {method: measure(path, method, args.repeats) for method in ("dab", "librosa")}
-    info = sf.info(str(path)) if path.exists() else None
-    seconds = info.duration if info else TRACK_SECONDS
     rows = []
     for method, runs in results.items():
         for state, r in runs.items():

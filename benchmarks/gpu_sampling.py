@@ -76,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=STARTER, help="model folder (the starter model)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--frames", type=int, default=CLIP_FRAMES, help=f"model frames per clip ({CLIP_FRAMES})")
     parser.add_argument("--preset", default="standard", help="sampler, steps, guidance, overlap from (standard)")
     parser.add_argument("--dtypes", default="fp16,bf16,fp32", help="autocast dtypes (fp16,bf16,fp32)")
     parser.add_argument("--batches", default="1,8", help="clips per batch (1,8)")
@@ -94,7 +95,7 @@ def main() -> None:
     framing = Framing.fit(still.shape[1], still.shape[0], data.image_size)
     view = torch.from_numpy(framing.frame(still)).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S)
     ref_latent = model.encode_reference(view)
-    plan = WindowPlan.cover(CLIP_FRAMES, data.fps, data.fps, data.num_frames, params.window_overlap)
+    plan = WindowPlan.cover(args.frames, data.fps, data.fps, data.num_frames, params.window_overlap)
     music = load_audio(EXAMPLE_TRACK, seconds=plan.covered / data.fps + 1.0)
     track = track_beats(music.samples, music.sr)
     windows = window_music(model, plan, music.samples, music.sr, track.beats, track.downbeats, device)
@@ -110,7 +111,7 @@ def main() -> None:
                 shape = model.latent_shape(batch, plan.length)
                 x0s.append(sample(model.unet, shape, cond, sampler, steps=params.steps,
                                   guidance_scale=params.guidance, generator=generator))  # fmt: skip
-            x0 = torch.cat(x0s, dim=2)[:, :, :CLIP_FRAMES].float()  # (B, 3, 40, h, w)
+            x0 = torch.cat(x0s, dim=2)[:, :, : args.frames].float()  # (B, 3, frames, h, w)
             model.render(ref_latent.expand(batch, -1, -1, -1), x0, ref_image=view.expand(batch, -1, -1, -1))
         sync(device)
 
@@ -146,7 +147,7 @@ def main() -> None:
             row["goal"] = goal(best / batch <= GOAL_S_PER_CLIP, f"{best / batch:.2f} s per clip")
             rows.append(row)
             print(f"{name} batch {batch}: {row['ms_per_clip']:.0f} ms per clip", flush=True)
-    print(f"\n{gpu}; {CLIP_FRAMES}-frame clips at {data.image_size}x{data.image_size} ({len(windows)} windows of "
+    print(f"\n{gpu}; {args.frames}-frame clips at {data.image_size}x{data.image_size} ({len(windows)} windows of "
           f"{plan.length}), {params.sampler} {params.steps} steps, guidance {params.guidance:g}; "
           f"U-Net {flops_per_pass / 2e9:.2f} GFLOP per clip row per pass")  # fmt: skip
     print(table(rows, [
@@ -156,7 +157,7 @@ def main() -> None:
         ("share of matmul peak", "share_of_matmul", "{:.1%}"), ("share of data-sheet peak", "share_of_datasheet",
         "{:.1%}"), (f"goal <= {GOAL_S_PER_CLIP:g} s/clip", "goal", "{}"),
     ]))  # fmt: skip
-    save_json(args.json, {"device": gpu, "rows": rows, "flops_per_pass": flops_per_pass,
+    save_json(args.json, {"device": gpu, "frames": args.frames, "rows": rows, "flops_per_pass": flops_per_pass,
                           "passes_per_clip": passes_per_clip, "preset": args.preset})  # fmt: skip
 
 
