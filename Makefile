@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # librosa's numba JIT cache: kept between processes so the second call is fast.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test demo bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,16 @@ test: setup
 demo: setup
 	$(BIN)/dance-any-beat generate --image examples/example_still.png --audio examples/example_track.ogg \
 		--out out/demo --preset standard
+
+# Issue 7's benchmarks, each printing its table and writing out/bench/NAME.json (RESULTS.md quotes them).
+# The sampler ratio runs DDPM with 1000 steps: about half an hour on 2 CPU cores. The GPU one runs where CUDA is.
+bench: setup
+	mkdir -p out/bench
+	$(BIN)/python benchmarks/beats_speed.py --json out/bench/beats_speed.json
+	$(BIN)/python benchmarks/generate_cpu.py --json out/bench/generate_cpu.json
+	$(BIN)/python benchmarks/sampler_ratio.py --json out/bench/sampler_ratio.json
+	if $(BIN)/python -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then \
+		$(BIN)/python benchmarks/gpu_sampling.py --json out/bench/gpu_sampling.json; fi
 
 lint: setup
 	$(BIN)/ruff check .
