@@ -108,7 +108,17 @@ def make_clip(
     )
 
 
-def _dance(
+@dataclass
+class _Scene:
+    body: np.ndarray  # (T, J, 2) joints in body heights
+    props: object  # skeleton.Proportions
+    look: object  # render.Look
+    camera: object  # render.Camera
+    background: np.ndarray  # (size, size, 3) uint8
+    moves: list[str]
+
+
+def _scene(
     style: str,
     beat_times: np.ndarray,
     seconds: float,
@@ -118,8 +128,8 @@ def _dance(
     dance_rng: np.random.Generator,
     body_rng: np.random.Generator,
     look_rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Choreograph a random dancer to `beat_times` and render it: frames, joints (px), visibility, move names."""
+) -> _Scene:
+    """Choreograph a random dancer to `beat_times` and set up its camera, set and look (not yet drawn)."""
     props = random_proportions(body_rng)
     dance = choreograph(style, beat_times, seconds, bpm, dance_rng, props=props)
     n_frames = int(round(seconds * fps))
@@ -130,8 +140,14 @@ def _dance(
     horizon = camera.floor_y - look_rng.uniform(0.03, 0.1) * size
     background = make_background(look_rng, size, horizon)
     look = random_look(look_rng, background[int(horizon * 0.3) : int(camera.floor_y)])
-    frames, joints, visibility = render(body, props, look, camera, background)
-    return frames, joints, visibility, dance.moves
+    return _Scene(body, props, look, camera, background, dance.moves)
+
+
+def _dance(*args) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Choreograph a random dancer to `beat_times` and render it: frames, joints (px), visibility, move names."""
+    scene = _scene(*args)
+    frames, joints, visibility = render(scene.body, scene.props, scene.look, scene.camera, scene.background)
+    return frames, joints, visibility, scene.moves
 
 
 def dance_to_beats(
@@ -151,6 +167,27 @@ def dance_to_beats(
     rngs = (np.random.default_rng(s) for s in (dance_ss, body_ss, look_ss))
     frames, joints, _, _ = _dance(style, beats, seconds, bpm, fps, size, *rngs)
     return frames, joints
+
+
+def dancer_cutout(
+    seed: int, beat_times: np.ndarray, *, seconds: float, style: str = "pop", fps: int = 30, size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """The dancer of `dance_to_beats` (same seed, same dancer and dance) without its set, to paste onto another:
+    colour (T, size, size, 3) float32 premultiplied by alpha, and alpha (T, size, size) float32 in [0, 1] with
+    the floor shadow as partial alpha. Drawn once on black and once on white; alpha is what the white showed."""
+    _check_settings(seconds, fps, size, 22050)
+    style = get_style(style).name
+    beats = np.sort(np.asarray(beat_times, dtype=np.float64).ravel())
+    if len(beats) < 2:
+        raise ValueError(f"need at least two beats to dance to, got {len(beats)}")
+    bpm = 60.0 / float(np.median(np.diff(beats)))
+    _, dance_ss, body_ss, look_ss = np.random.SeedSequence(seed).spawn(4)
+    rngs = (np.random.default_rng(s) for s in (dance_ss, body_ss, look_ss))
+    scene = _scene(style, beats, seconds, bpm, fps, size, *rngs)
+    on_black = render(scene.body, scene.props, scene.look, scene.camera, np.zeros_like(scene.background))[0]
+    on_white = render(scene.body, scene.props, scene.look, scene.camera, np.full_like(scene.background, 255))[0]
+    alpha = 1.0 - (on_white.astype(np.float32) - on_black.astype(np.float32)).mean(axis=-1) / 255.0
+    return on_black.astype(np.float32) / 255.0, np.clip(alpha, 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------ disk io
