@@ -1,11 +1,12 @@
 """Full-resolution compositing (OpenCV remap) against a float torch reference built with grid_sample."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from dance_any_beat.framing import OCCLUSION_HIDDEN, OCCLUSION_VISIBLE, Framing, FullResolution
+from dance_any_beat.framing import OCCLUSION_HIDDEN, OCCLUSION_VISIBLE, Framing, FullResolution, cut_out, dancer_region
 from dance_any_beat.warp import warp
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,3 +64,49 @@ def test_hidden_pixels_come_from_the_decoder_and_visible_ones_from_the_still():
     hidden = full.frame(flow, np.zeros((8, 8), np.float32), decoded)
     visible = full.frame(flow, np.ones((8, 8), np.float32), decoded)
     assert np.all(hidden == 200) and np.all(visible == 51)
+
+
+def test_dancer_region_frames_the_dancer_as_in_training():
+    # a 100 px dancer in a 1000x600 still: a 167 px square, dancer centred across, feet near its bottom
+    x, y, w, h = dancer_region((400, 300, 60, 100), (1000, 600))
+    assert (w, h) == (167, 167) and abs((x + w / 2) - 430) <= 1
+    assert 0.05 < (y + h - 400) / h < 0.1 and y <= 300 - 0.3 * h
+    # near an edge the square moves inside rather than shrinking; a still smaller than it is cut to the still
+    assert dancer_region((0, 0, 60, 100), (1000, 600))[:2] == (0, 0)
+    assert dancer_region((10, 10, 300, 500), (400, 560)) == (0, 0, 400, 560)
+
+
+def test_a_framed_region_maps_flows_back_in_still_pixels():
+    """Framing a region of the still: one view-normalised unit of flow is S/2 view pixels = S/2 * rw/w still px."""
+    framing = Framing.fit(400, 300, 32, region=(100, 50, 120, 160))
+    assert framing.box == (4, 0, 24, 32)  # 120x160 letterboxed into 32: 24x32
+    us, vs = framing.still_positions(32)
+    # the region's left / top edges sit on the box's edges (pixel centres half a pixel inside)
+    assert us[100] == pytest.approx(4 + 0.5 * 24 / 120 - 0.5) and vs[50] == pytest.approx(0.5 * 32 / 160 - 0.5)
+    assert framing.pixels_per_unit() == pytest.approx((16 * 120 / 24, 16 * 160 / 32))
+    still = np.zeros((300, 400, 3), np.float32)
+    still[50:210, 100:220] = 1.0  # the region is white, the rest black
+    assert framing.frame(still)[:, 4:28].min() == 1.0
+
+
+def test_only_the_dancer_moves_over_the_set():
+    """A person layer: a shifted dancer, the set outside their reach untouched, the dancer's old place filled."""
+    rng = np.random.default_rng(0)
+    set_ = cv2.GaussianBlur(rng.uniform(0.0, 1.0, (120, 160, 3)).astype(np.float32), (0, 0), 3)  # textured
+    still = set_.copy()
+    mask = np.zeros((120, 160), np.float32)
+    mask[40:100, 70:90] = 1.0
+    still[40:100, 70:90] = (0.9, 0.1, 0.1)  # a red dancer
+    framing = Framing.fit(160, 120, 32, region=(40, 20, 80, 80))
+    layer = cut_out(still, mask)
+    full = FullResolution(framing, still, 8, layer)
+    decoded = np.zeros((32, 32, 3), np.uint8)
+    flow = np.zeros((2, 8, 8), np.float32)
+    flow[0] = -10.0 / framing.pixels_per_unit()[0]  # out(p) = still(p - 10 px): the dancer moves 10 px right
+    frame = full.frame(flow, np.ones((8, 8), np.float32), decoded).astype(int)
+    expected = np.round(still * 255).astype(int)
+    assert np.abs(frame[45:95, 82:98] - expected[45:95, 72:88]).max() <= 2  # the dancer, 10 px to the right
+    far = np.ones((120, 160), bool)
+    far[25:115, 55:115] = False  # beyond the dancer's reach (their box grown by 15 px)
+    assert np.abs(frame[far] - expected[far]).max() <= 1  # the set, as it was
+    assert frame[60:80, 70:75, 0].mean() < 150  # where the dancer stood, the set is filled in (not red)

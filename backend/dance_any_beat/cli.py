@@ -170,6 +170,13 @@ were tracked or given), generate.json (the settings used). OUT must be new, empt
 --resolution model: the model's own view (the still letterboxed into its square, cropped back out), fast.
 --resolution full: frames at the still's own size (the still itself warped by the motion; the model paints only
 what the still does not show).
+
+a dancer on a set: when the still shows a person (found by mediapipe's pose model) and more than just them, only
+the person moves and the set stays as it is (--keep-background, the default then): the model sees the part of
+the still around the dancer, the dancer is cut out and moved at the still's own size, and the set behind them is
+filled in. --no-keep-background moves the whole picture. With several people the largest dances (--person N
+picks another); a dancer cut off by the frame edge is warned about; a still with nobody in it refuses
+--keep-background.
 """
 
 
@@ -224,7 +231,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from dance_any_beat.pipeline import GenerateParams, generate
 
     checkpoint = _checkpoint(args.checkpoint)
-    names = ("start", "seconds", "fps", "seed", "style", "steps", "guidance", "resolution", "preset", "device")
+    names = ("start", "seconds", "fps", "seed", "style", "steps", "guidance", "resolution", "preset", "device",
+             "keep_background", "person")
     params = GenerateParams.from_dict({n: getattr(args, n) for n in names if getattr(args, n) is not None})
     beat_times = None
     if args.beats is not None:
@@ -243,10 +251,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
                           progress=progress, music_weights=_music_weights(args))
     finally:
         bar.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
     width, height = result.size
+    if result.dancer_box is not None:
+        x, y, w, h = result.dancer_box
+        print(f"the dancer at x {x}, y {y} ({w}x{h} px) moves; the rest of the still stays as it is")
     took = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     print(f"{result.frames} frames at {result.fps:g} fps, {width}x{height} -> {result.frames_dir}/000001.png ...")
     print(f"video with music -> {result.video}")
@@ -283,11 +296,19 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--steps", type=int, default=None,
                      help="sampler steps per window (from the preset; standard: 25)")
     gen.add_argument("--guidance", type=float, default=None, metavar="G",
-                     help="how strongly the dance follows the music; 1 = no guidance (from the preset; standard: 2)")
+                     help="how strongly the dance follows the music; 1 = no guidance (from the preset; standard: 3)")
     gen.add_argument("--resolution", choices=("model", "full"), default=None,
                      help="model: the model's own view; full: the still's own size (from the preset)")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                      help="auto: a CUDA GPU when there is one (auto)")
+    keep = gen.add_mutually_exclusive_group()
+    keep.add_argument("--keep-background", dest="keep_background", action="store_true", default=None,
+                      help="move only the person; the set behind them stays still (default when a person is found "
+                      "in a still larger than them; refuses when none is found)")
+    keep.add_argument("--no-keep-background", dest="keep_background", action="store_false",
+                      help="move the whole still (the model sees all of it)")
+    gen.add_argument("--person", type=int, default=None, metavar="N",
+                     help="which person dances when the still shows several: 1 = the largest (1)")
     gen.add_argument("--preset", default=None, metavar="NAME", help=_preset_help())
     gen.add_argument("--checkpoint", default=None, metavar="DIR",
                      help="model checkpoint folder (default: the bundled starter model, checkpoints/starter)")

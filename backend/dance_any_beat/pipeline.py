@@ -5,6 +5,9 @@ a `(fraction, stage)` callback and a cancel flag is polled between windows, samp
 
 The steps (numbered in `generate`):
 1. check inputs: parameters, the still, the output folder, the model, the audio range.
+1b. find the dancer (`keep_background`): a person in a still larger than them is cut out of the set, the set
+   behind them filled in; the model sees the part of the still around them, framed as in training, and only
+   they move (at the still's own size), so the artist's set stays crisp and still.
 2. beats: the given beat times (timeline markers, a --beats file) or the tracker's on the audio range.
 3. encode: frame the still into the model's square view (letterboxed, whole still visible), encode it once as
    the reference latent; encode the music of every window (its audio + rhythm features of its frames).
@@ -42,7 +45,7 @@ from torch import Tensor
 
 from dance_any_beat import __version__
 from dance_any_beat.diffusion import SAMPLER_NAMES, SamplerName, SamplingCancelled, make_sampler, sample
-from dance_any_beat.framing import Framing, FullResolution
+from dance_any_beat.framing import Framing, FullResolution, PersonLayer, cut_out, dancer_region
 from dance_any_beat.models.dabfusion import DabFusion, FlowCoding, x0_to_motion
 from dance_any_beat.music.audio import load_audio
 from dance_any_beat.music.beats import onset_envelope, rhythm_features, track_beats
@@ -85,6 +88,7 @@ OS_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 BEATS_PER_BAR = 4  # given beats carry no downbeats: every 4th given beat, from the first, is taken as one
 MUSIC_BATCH = 16  # windows whose music is encoded in one forward
 DECODE_CHUNK = 16  # frames through the LFAE decoder at once
+AUTO_KEEP_AREA = 0.9  # keep_background=None keeps the set when the dancer's framed part is under 90% of the still
 
 # Progress: the share of the bar each stage ends at.
 _STAGE_END = {"checking inputs": 0.02, "loading model": 0.05, "beats": 0.10, "encoding": 0.12, "denoising": 0.80,
@@ -93,6 +97,10 @@ _STAGE_END = {"checking inputs": 0.02, "loading model": 0.05, "beats": 0.10, "en
 
 class GenerationCancelled(InterruptedError):
     """The cancel flag was set; no video was written and this run's frames were removed."""
+
+
+class PersonDetectionUnavailable(RuntimeError):
+    """--keep-background was asked for, but the person detector (mediapipe) is not installed."""
 
 
 class ImageError(ValueError):
@@ -132,6 +140,8 @@ class GenerateParams:
     window_overlap: int | None = None  # model frames shared by consecutive windows (cross-faded; 0 = none)
     preset: str | None = None  # quality preset filling the fields above that are None: draft, standard, final
     device: DeviceName = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    keep_background: bool | None = None  # move only the dancer, the set stays; None: when a dancer is found
+    person: int | None = None  # which person dances when the still shows several (1 = the largest); None: 1
 
     def __post_init__(self) -> None:
         for name in ("start", "seconds", "fps", "guidance"):  # 24 means 24.0 (JSON, CLI)
@@ -166,6 +176,10 @@ class GenerateParams:
             names = list(load_quality_presets())
             if self.preset not in names:
                 raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(names)}")
+        if self.keep_background not in (None, True, False):
+            raise ValueError(f"keep_background must be true, false or null (auto), got {self.keep_background!r}")
+        if self.person is not None and (not _is_int(self.person) or self.person < 1):
+            raise ValueError(f"person must be an integer >= 1 (1 = the largest person found), got {self.person!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
 
@@ -202,6 +216,8 @@ class GenerateResult:
     seconds: dict[str, float]  # wall time of each stage
     params: GenerateParams  # as used: preset fields filled, device resolved
     windows: int = 1  # model windows generated
+    warnings: list[str] = field(default_factory=list)  # what the artist should know (several people, cut off, ...)
+    dancer_box: tuple[int, int, int, int] | None = None  # (x, y, w, h) of the dancer in the still, if one moved alone
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the CLI's --json line, the server's job result)."""
@@ -209,6 +225,7 @@ class GenerateResult:
             "frames": self.frames, "fps": self.fps, "size": list(self.size), "frames_dir": str(self.frames_dir),
             "video": str(self.video), "beats_json": str(self.beats_json), "seconds": self.seconds,
             "beats": len(self.beat_times), "windows": self.windows, "params": self.params.to_dict(),
+            "warnings": self.warnings, "dancer_box": None if self.dancer_box is None else list(self.dancer_box),
         }  # fmt: skip
 
 
@@ -578,12 +595,14 @@ def decode_frames(
     model: DabFusion, motion: Motion, still: np.ndarray, resolution: str, lap: Callable[[str], None] | None = None
 ) -> Iterator[np.ndarray]:
     """The motion's x0 -> (H, W, 3) uint8 RGB frames, decoded a chunk at a time (caps memory for long output).
+    With a person layer in the motion, only the dancer moves, over the set, at the still's size.
 
     lap(stage), when given, is called after each chunk's decoding ("decode") and each full-resolution frame
     ("warp"), so a caller's stage clock can tell them apart."""
     lap = lap or (lambda _stage: None)
     ref_latent, view, x0, framing = motion.ref_latent, motion.view, motion.x0, motion.framing
-    full = FullResolution(framing, still, x0.shape[-1]) if resolution == "full" else None
+    at_still_size = resolution == "full" or motion.person is not None  # a dancer over the set: always the still's size
+    full = FullResolution(framing, still, x0.shape[-1], motion.person) if at_still_size else None
     for i in range(0, x0.shape[2], DECODE_CHUNK):
         part = x0[:, :, i : i + DECODE_CHUNK]  # (1, 3, c, h, w)
         decoded = model.render(ref_latent, part, ref_image=view)[0].transpose(0, 1).float()  # (c, 3, S, S)
@@ -637,14 +656,53 @@ def _beats(samples: np.ndarray, sr: int, seconds: float, start: float, given: np
 
 
 @dataclass
+class Dancer:
+    """The person who dances, found in the still (step 1b)."""
+
+    box: tuple[int, int, int, int]  # (x, y, w, h) of the dancer in the still, pixels
+    region: tuple[int, int, int, int]  # the part of the still the model sees (framing.dancer_region)
+    layer: PersonLayer  # the dancer cut out, the set filled in behind them
+
+
+def find_dancer_layer(still: np.ndarray, params: GenerateParams) -> tuple[Dancer | None, list[str]]:
+    """Step 1b: the dancer of `still` (H, W, 3) float in [0, 1] and the artist's warnings, when only the dancer
+    is to move: keep_background True (refuses with PersonError when no usable person is found), or None (auto:
+    when a person is found and the still is larger than the part around them; otherwise the whole still moves)."""
+    if params.keep_background is False:
+        return None, []
+    try:
+        from dance_any_beat.vision.person import PersonError, find_dancer
+    except ImportError as error:  # mediapipe missing from this environment
+        if params.keep_background:
+            raise PersonDetectionUnavailable(
+                f"--keep-background needs the person detector, which cannot be imported here ({error}); install it "
+                "with `make setup` (pip install --no-deps mediapipe==0.10.14), or pass --no-keep-background"
+            ) from error
+        return None, [f"person detection is not available ({error}), so the whole still moves"]
+    image = np.round(np.clip(still, 0.0, 1.0) * 255.0).astype(np.uint8)
+    try:
+        person, warnings = find_dancer(image, params.person)
+    except PersonError:
+        if params.keep_background or params.person is not None:
+            raise
+        return None, []  # auto, and no usable person: the whole still moves, as for any other picture
+    height, width = still.shape[:2]
+    region = dancer_region(person.box, (width, height))
+    if params.keep_background is None and region[2] * region[3] > AUTO_KEEP_AREA * width * height:
+        return None, warnings  # the dancer fills the still: framing it whole is the same picture
+    return Dancer(box=person.box, region=region, layer=cut_out(still, person.mask)), warnings
+
+
+@dataclass
 class Motion:
     """What the model made for one range, before decoding."""
 
     x0: Tensor  # (1, 3, N, h, w) coded flows and occlusions in [-1, 1], at the output fps
     ref_latent: Tensor  # (1, C, h, w) the still's latent in the model's view
     view: Tensor  # (1, 3, S, S) the still framed into the model's view, RGB in [0, 1]
-    framing: Framing  # where the still sits in the model's view
+    framing: Framing  # where the still (or the part around the dancer) sits in the model's view
     plan: WindowPlan  # the model windows that made it
+    person: PersonLayer | None = None  # the dancer cut out of the set: only it moves (None: the whole still)
 
     def flows(self, coding: FlowCoding | float) -> tuple[np.ndarray, np.ndarray]:
         """(N, 2, h, w) view-normalised backward flows from the still and (N, 1, h, w) occlusions, numpy."""
@@ -663,10 +721,12 @@ def generate_motion(
     beats: np.ndarray,
     downbeats: np.ndarray,
     run: _Run | None = None,
+    dancer: Dancer | None = None,
 ) -> Motion:
     """Steps 3-5 in memory (what `generate` and `evaluate` share): the still (H, W, 3) float in [0, 1], mono
     `samples` at `sr` from the range start (past the range too, where there is more music), beats and downbeats
-    in seconds from the range start, params resolved -> the flows and occlusions of n_out frames at params.fps."""
+    in seconds from the range start, params resolved -> the flows and occlusions of n_out frames at params.fps.
+    dancer: the person found in the still (`find_dancer_layer`): the model sees the part around them."""
     run = run or _Run(None, None)
     check_model_params(model, params)
     data = model.config.data
@@ -675,7 +735,7 @@ def generate_motion(
     # 3. encode: the still framed into the model's view -> reference latent; every window's music
     run.report(_STAGE_END["beats"], "encoding")
     still_h, still_w = still.shape[:2]
-    framing = Framing.fit(still_w, still_h, data.image_size)
+    framing = Framing.fit(still_w, still_h, data.image_size, None if dancer is None else dancer.region)
     view = torch.from_numpy(framing.frame(still)).permute(2, 0, 1)[None].to(device)  # (1, 3, S, S)
     ref_latent = model.encode_reference(view)  # (1, C, h, w)
     plan = WindowPlan.cover(n_out, params.fps, data.fps, data.num_frames, params.window_overlap)
@@ -690,7 +750,8 @@ def generate_motion(
 
     # 5. model fps -> output fps
     x0 = resample_time(x0, data.fps, params.fps, n_out)  # (1, 3, N, h, w)
-    return Motion(x0=x0, ref_latent=ref_latent, view=view, framing=framing, plan=plan)
+    return Motion(x0=x0, ref_latent=ref_latent, view=view, framing=framing, plan=plan,
+                  person=None if dancer is None else dancer.layer)
 
 
 @torch.no_grad()
@@ -749,6 +810,9 @@ def _generate(
     run: _Run,
 ) -> GenerateResult:
     params, out = check_inputs(model, params, still, out_dir)
+    run.lap("inputs")
+    dancer, warnings = find_dancer_layer(still, params)  # 1b. the dancer, when only they are to move
+    run.lap("dancer")
     device = next(model.parameters()).device
     params = dataclasses.replace(params, device=device.type)
     data = model.config.data
@@ -772,7 +836,8 @@ def _generate(
     run.check_cancel("tracking beats")
 
     # 3.-5. encode, denoise window after window, model fps -> output fps
-    motion = generate_motion(model, still, music.samples, music.sr, n_out, params, beats.beats, beats.downbeats, run)
+    motion = generate_motion(model, still, music.samples, music.sr, n_out, params, beats.beats, beats.downbeats, run,
+                             dancer)  # fmt: skip
     plan = motion.plan
 
     # 6. decode, writing the frames as they come; 7. the video, beats.json and the record
@@ -803,7 +868,7 @@ def _generate(
     result = GenerateResult(
         frames_dir=frames_dir, video=out / VIDEO_FILE, beats_json=beats_json, frames=n_out, fps=params.fps,
         size=size, beat_times=beats.inside, seconds={k: round(v, 3) for k, v in run.seconds.items()}, params=params,
-        windows=len(plan.starts),
+        windows=len(plan.starts), warnings=warnings, dancer_box=None if dancer is None else dancer.box,
     )  # fmt: skip
     record = {"version": __version__, **result.to_dict()}
     (out / RECORD_FILE).write_text(json.dumps(record, indent=1))
