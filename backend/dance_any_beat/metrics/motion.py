@@ -79,3 +79,21 @@ def motion_energy_from_flows(
         step = np.diff(flows, axis=0)  # (T - 1, 2, h, w)
         return center_pair_track(np.mean(np.hypot(step[:, 0], step[:, 1]), axis=(1, 2)))
     raise ValueError(f"kind must be one of 'frame_to_frame', 'from_reference', got {kind!r}")
+
+
+def flow_energy_in_mask(frames: np.ndarray, mask: np.ndarray, step: int = 4) -> float:
+    """Mean Farneback flow magnitude (pixels) from the first frame to every `step`-th later frame, inside `mask`
+    (H, W) bool: how much a region (the dancer) moved away from where the still had it."""
+    gray = _to_gray_uint8(frames)  # (T, H, W)
+    magnitudes = []
+    for k in range(step, len(gray), step):
+        flow = cv2.calcOpticalFlowFarneback(gray[0], gray[k], None, *FARNEBACK_PARAMS)  # (H, W, 2)
+        magnitudes.append(float(np.mean(np.hypot(flow[..., 0], flow[..., 1])[mask])))
+    return float(np.mean(magnitudes)) if magnitudes else 0.0
+
+
+def change_outside(frames: np.ndarray, still: np.ndarray, keep: np.ndarray) -> float:
+    """Mean absolute change (in 0-1 intensity) of the pixels where `keep` (H, W) is True, from `still` (H, W, 3)
+    uint8 to every frame (T, H, W, 3) uint8: how much a set that should stay still moved."""
+    diff = np.abs(frames[:, keep].astype(np.int16) - still[keep].astype(np.int16))  # (T, n, 3)
+    return float(diff.mean() / 255.0)
