@@ -91,6 +91,11 @@ class JobParams(BaseModel):
     window_overlap: int | None = Field(None, ge=0, le=1000, description="model frames shared by windows")
     preset: str | None = Field(None, description="quality preset name (GET /presets)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="must be auto or the server's device")
+    keep_background: bool | None = Field(
+        None, description="move only the person found in the still, the set stays; null = when a person is found in "
+        "a still larger than them; true refuses stills without a person",
+    )  # fmt: skip
+    person: int | None = Field(None, ge=1, le=16, description="which person dances (1 = the largest); null = 1")
     beats: list[Annotated[float, Field(ge=0)]] | None = Field(
         None, max_length=MAX_BEATS,
         description="beat times in seconds from the start of the audio file (e.g. timeline markers); "
