@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --upgrade -q pip
 	$(BIN)/pip install -q -e ".[test]"
 	$(BIN)/pip install -q --no-deps wav2clip==0.1.0
+	# mediapipe (Pose: landmarks and person mask, vision/person.py) without its declared jax, jaxlib,
+	# opencv-contrib-python and sounddevice, which Pose never imports; its imports are in pyproject.toml.
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.14
 	touch $@
 
 test: setup

@@ -105,9 +105,11 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
     assert report["params"]["sampler"] == "ddim"  # the rest comes from it
     summary = report["summary"]
     for key in ("lfae_ssim", "lfae_psnr", "bas_generated", "bas_ground_truth", "bas_ratio", "bas_swapped",
-                "music_swap_ratio", "av_align_generated", "av_align_ground_truth", "flow_px_generated",
-                "flow_px_ground_truth", "motion_ratio", "first_frame_ssim"):  # fmt: skip
+                "music_swap_ratio", "pose_bas_generated", "pose_bas_ground_truth", "pose_bas_ratio",
+                "av_align_generated", "av_align_ground_truth", "flow_px_generated", "flow_px_ground_truth",
+                "motion_ratio", "first_frame_ssim"):  # fmt: skip
         assert key in summary, key
+    assert {"pose_bas_generated", "pose_bas_ground_truth"} <= set(report["per_clip"][0])
     assert report["clips"] == 2 and len(report["per_clip"]) == 2 and set(report["checks"]) == set(TARGETS)
     assert 0 <= summary["lfae_ssim"] <= 1 and summary["flow_px_generated"] > 0
     assert summary["bas_ground_truth"] > 0.5  # the procedural dancer hits its beats
@@ -120,6 +122,7 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
 
     table = evaluate(checkpoint, data, clips=1, preset="draft", drift_seconds=0).table()
     assert "LFAE reconstruction SSIM" in table and "music swap" in table and "1 clips from" in table
+    assert "2D-MM Align (landmarks) ground truth" in table
     assert "drift over" not in table
 
 

@@ -6,6 +6,10 @@ Per clip, with the clip's first frame as the still and the clip's own music and 
   BAS on the same beats. Both are measured the same way, from the rendered frames (2D-MM Align): motion energy =
   frame-centred mean Farneback flow magnitude, kinetic beats = its smoothed local minima. The model's own latent
   flows would give the generated video an unfair, noise-free energy track, so they are not used for BAS.
+- The same beat alignment from the dancer's body instead of the whole frame's motion (2D-MM Align as the paper
+  measures it): body landmarks found by mediapipe Pose in every frame, kinetic beats from their speed
+  (metrics.pose_alignment), for the generated and the ground-truth video. Flow energy also moves with the
+  background and the camera; landmarks follow only the person. One PersonFinder serves the whole run.
 - AV-Align (motion peaks vs audio onsets) of the generated and the ground-truth video.
 - Music swap: the same still and seed with the NEXT clip's music and beats; its BAS is still measured against
   the clip's own beats. A model that follows the music scores clearly higher with the matching music.
@@ -28,19 +32,23 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
 
 from dance_any_beat.data.procedural import Clip, list_clips, read_clip
-from dance_any_beat.metrics import av_align, psnr, ssim, video_beat_alignment
+from dance_any_beat.metrics import av_align, landmark_beat_alignment, psnr, ssim, video_beat_alignment
 from dance_any_beat.models.dabfusion import DabFusion
 from dance_any_beat.pipeline import GenerateParams, decode_frames, generate_motion, load_model, resolve_for_model
+
+if TYPE_CHECKING:
+    from dance_any_beat.vision.person import PersonFinder
 
 # The issue's "done when" thresholds, shown beside the scores: metric -> (comparison, target)
 TARGETS: dict[str, tuple[str, float]] = {
@@ -70,6 +78,8 @@ class ClipScores:
     bas_generated: float  # BAS of the generated video against the clip's beats
     bas_ground_truth: float  # BAS of the clip's own video, measured the same way
     bas_swapped: float | None  # BAS (against this clip's beats) of a dance made to another clip's music
+    pose_bas_generated: float  # 2D-MM Align from body landmarks of the generated video (NaN: no dancer found)
+    pose_bas_ground_truth: float  # the same for the clip's own video
     av_align_generated: float
     av_align_ground_truth: float
     flow_px_generated: float  # mean generated flow magnitude, pixels of the model's view
@@ -133,9 +143,11 @@ class EvaluationReport:
         """Means over clips and the ratios the targets are stated in."""
         c = self.clips
         s = {name: _mean([getattr(x, name) for x in c]) for name in (
-            "lfae_ssim", "lfae_psnr", "bas_generated", "bas_ground_truth", "bas_swapped", "av_align_generated",
-            "av_align_ground_truth", "flow_px_generated", "flow_px_ground_truth", "first_frame_ssim")}  # fmt: skip
+            "lfae_ssim", "lfae_psnr", "bas_generated", "bas_ground_truth", "bas_swapped", "pose_bas_generated",
+            "pose_bas_ground_truth", "av_align_generated", "av_align_ground_truth", "flow_px_generated",
+            "flow_px_ground_truth", "first_frame_ssim")}  # fmt: skip
         s["bas_ratio"] = _ratio(s["bas_generated"], s["bas_ground_truth"])
+        s["pose_bas_ratio"] = _ratio(s["pose_bas_generated"], s["pose_bas_ground_truth"])
         s["music_swap_ratio"] = _ratio(s["bas_generated"], s["bas_swapped"])
         s["motion_ratio"] = _ratio(s["flow_px_generated"], s["flow_px_ground_truth"])
         return s
@@ -172,6 +184,9 @@ class EvaluationReport:
             ("BAS generated / ground truth", "bas_ratio", "{:.2f}"),
             ("BAS with another clip's music", "bas_swapped", "{:.3f}"),
             ("music swap: own / other music BAS", "music_swap_ratio", "{:.2f}"),
+            ("2D-MM Align (landmarks) generated", "pose_bas_generated", "{:.3f}"),
+            ("2D-MM Align (landmarks) ground truth", "pose_bas_ground_truth", "{:.3f}"),
+            ("landmarks generated / ground truth", "pose_bas_ratio", "{:.2f}"),
             ("AV-Align generated", "av_align_generated", "{:.3f}"),
             ("AV-Align ground truth", "av_align_ground_truth", "{:.3f}"),
             ("mean flow generated (px)", "flow_px_generated", "{:.2f}"),
@@ -302,6 +317,22 @@ def _safe(score: Callable[..., float], *args: Any) -> float:
         return float("nan")
 
 
+def _person_finder() -> PersonFinder | None:
+    """The landmark detector for the whole run, or None (with a warning) where mediapipe is not installed."""
+    try:
+        from dance_any_beat.vision.person import PersonFinder
+    except ImportError as error:
+        warnings.warn(f"2D-MM Align from landmarks is skipped: {error}", stacklevel=3)
+        return None
+    return PersonFinder()
+
+
+def _pose_bas(finder: PersonFinder | None, frames: np.ndarray, beat_times: np.ndarray, fps: float) -> float:
+    if finder is None:
+        return float("nan")
+    return _safe(landmark_beat_alignment, frames, beat_times, fps, finder)
+
+
 def evaluate(
     model: DabFusion | str | os.PathLike,
     data: str | os.PathLike,
@@ -339,6 +370,7 @@ def evaluate(
     base = GenerateParams(preset=preset, seed=seed, resolution="model", **(overrides or {}))
     report = EvaluationReport(checkpoint=source, data=str(data), params={})
     loaded = [read_clip(p) for p in paths]
+    finder = _person_finder()
     try:
         for i, clip in enumerate(loaded):
             frames = _frames_at_size(clip.frames, size)  # (T, S, S, 3) uint8
@@ -360,6 +392,8 @@ def evaluate(
                 bas_generated=_safe(video_beat_alignment, generated, clip.beat_times, clip.fps),
                 bas_ground_truth=_safe(video_beat_alignment, frames, clip.beat_times, clip.fps),
                 bas_swapped=bas_swapped,
+                pose_bas_generated=_pose_bas(finder, generated, clip.beat_times, clip.fps),
+                pose_bas_ground_truth=_pose_bas(finder, frames, clip.beat_times, clip.fps),
                 av_align_generated=_safe(av_align, generated, clip.audio, clip.sr, clip.fps),
                 av_align_ground_truth=_safe(av_align, frames, clip.audio, clip.sr, clip.fps),
                 flow_px_generated=flow_gen, flow_px_ground_truth=flow_gt,
@@ -373,5 +407,7 @@ def evaluate(
                                         drift_seconds, dataclasses.replace(base, fps=float(first.fps)), seed)
     finally:
         model.train(was_training)
+        if finder is not None:
+            finder.close()
     report.seconds = time.perf_counter() - clock
     return report

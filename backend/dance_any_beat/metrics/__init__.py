@@ -14,6 +14,7 @@ from .fvd import fvd, i3d_features, load_i3d
 from .image_quality import psnr, ssim
 from .lpips import LPIPS, load_lpips, lpips_distance
 from .motion import center_pair_track, flow_magnitudes, motion_energy_from_flows, motion_energy_from_frames
+from .pose_alignment import landmark_beat_alignment
 
 __all__ = [
     "GaussianFit",
@@ -31,6 +32,7 @@ __all__ = [
     "i3d_features",
     "keypoint_beat_alignment",
     "kinetic_beats",
+    "landmark_beat_alignment",
     "load_i3d",
     "load_lpips",
     "lpips_distance",
