@@ -75,3 +75,18 @@ def test_no_keep_background_moves_the_whole_still(tmp_path):
     result = generate(STARTER, path, EXAMPLES / "example_track.ogg", tmp_path / "whole",
                       GenerateParams(seconds=0.5, preset="draft", keep_background=False))  # fmt: skip
     assert result.dancer_box is None and result.size[0] <= 128  # the draft preset's model view, whole still
+
+
+def test_keep_background_refuses_a_still_without_a_person(tmp_path, capsys):
+    from dance_any_beat.cli import main
+
+    empty = cv2.imread(str(EXAMPLES / "dancer_on_set_room.jpg"))[:, 500:]  # the room right of the dancer
+    cv2.imwrite(str(tmp_path / "empty.png"), empty)
+    code = main(["generate", "--image", str(tmp_path / "empty.png"), "--audio", str(EXAMPLES / "example_track.ogg"),
+                 "--out", str(tmp_path / "out"), "--seconds", "0.5", "--preset", "draft", "--keep-background"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no person found in the still" in err and "--no-keep-background" in err
+    assert not (tmp_path / "out").exists()  # nothing written
+    # without the flag the same still just moves as a whole
+    assert main(["generate", "--image", str(tmp_path / "empty.png"), "--audio", str(EXAMPLES / "example_track.ogg"),
+                 "--out", str(tmp_path / "whole"), "--seconds", "0.5", "--preset", "draft"]) == 0

@@ -567,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, AudioError, ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"dance-any-beat {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:  # a part of the install is missing (e.g. mediapipe for --keep-background)
+        print(f"dance-any-beat {args.command}: error: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"dance-any-beat {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -99,7 +99,7 @@ class GenerationCancelled(InterruptedError):
     """The cancel flag was set; no video was written and this run's frames were removed."""
 
 
-class PersonDetectionUnavailable(RuntimeError):
+class PersonDetectionUnavailable(ImportError):
     """--keep-background was asked for, but the person detector (mediapipe) is not installed."""
 
 
