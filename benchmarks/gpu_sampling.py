@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/gpu_sampling.py [--device cuda] [--json out/bench/gpu_sampling.json]
 
 One clip = the model frames of 40 output frames at the model's fps (windows of 16 with the preset's overlap),
-sampled with the preset's sampler, steps and guidance (standard: DDIM 25, guidance 3: one U-Net pass over a
+sampled with the preset's sampler, steps and guidance (standard: DDIM 25, guidance 2.5: one U-Net pass over a
 batch of 2B per step), then rendered by the LFAE at 128 px. Conditioning: the bundled example still and track.
 Per setting: ms per clip (sampling + rendering, after a warm-up, CUDA-synchronised), U-Net FLOPs per clip
 (torch's FlopCounterMode on one pass) and the share of peak FLOP/s the U-Net reaches while sampling: against a

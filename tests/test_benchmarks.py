@@ -28,7 +28,7 @@ def test_sampler_ratio_counts_unet_evaluations(tmp_path):
     assert "| ddpm | 6 |" in out and "| ddim | 2 |" in out
     result = json.loads((tmp_path / "r.json").read_text())
     ddpm, ddim = result["rows"]
-    # 1 s at 30 fps needs 11 model frames: one window; guidance 3 runs each step as one pass over 2 rows
+    # 1 s at 30 fps needs 11 model frames: one window; guidance 2.5 runs each step as one pass over 2 rows
     assert (ddpm["calls"], ddpm["evals"], ddim["calls"], ddim["evals"]) == (6, 12, 2, 4)
     assert ddim["eval_ratio"] == pytest.approx(3.0) and ddim["goal"].startswith("missed")
     assert all(0.0 <= b <= 1.0 for b in ddpm["bas_clips"] + result["ground_truth_bas"])

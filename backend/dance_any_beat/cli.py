@@ -296,7 +296,7 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     gen.add_argument("--steps", type=int, default=None,
                      help="sampler steps per window (from the preset; standard: 25)")
     gen.add_argument("--guidance", type=float, default=None, metavar="G",
-                     help="how strongly the dance follows the music; 1 = no guidance (from the preset; standard: 3)")
+                     help="how strongly the dance follows the music; 1 = no guidance (from the preset; standard: 2.5)")
     gen.add_argument("--resolution", choices=("model", "full"), default=None,
                      help="model: the model's own view; full: the still's own size (from the preset)")
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
