@@ -150,13 +150,8 @@ def _dance(*args) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     return frames, joints, visibility, scene.moves
 
 
-def dance_to_beats(
-    seed: int, beat_times: np.ndarray, *, seconds: float, style: str = "pop", fps: int = 30, size: int = 128
-) -> tuple[np.ndarray, np.ndarray]:
-    """A procedural dancer (look and body from `seed`) dancing to given beat times, e.g. a real track's.
-
-    Returns frames (T, size, size, 3) uint8 RGB and joints (T, J, 2) pixels.
-    """
+def _scene_to_beats(seed: int, beat_times: np.ndarray, seconds: float, style: str, fps: int, size: int) -> _Scene:
+    """The scene of a dancer from `seed` dancing to given beat times (the tempo read off the beats)."""
     _check_settings(seconds, fps, size, 22050)
     style = get_style(style).name
     beats = np.sort(np.asarray(beat_times, dtype=np.float64).ravel())
@@ -165,7 +160,18 @@ def dance_to_beats(
     bpm = 60.0 / float(np.median(np.diff(beats)))
     _, dance_ss, body_ss, look_ss = np.random.SeedSequence(seed).spawn(4)
     rngs = (np.random.default_rng(s) for s in (dance_ss, body_ss, look_ss))
-    frames, joints, _, _ = _dance(style, beats, seconds, bpm, fps, size, *rngs)
+    return _scene(style, beats, seconds, bpm, fps, size, *rngs)
+
+
+def dance_to_beats(
+    seed: int, beat_times: np.ndarray, *, seconds: float, style: str = "pop", fps: int = 30, size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """A procedural dancer (look and body from `seed`) dancing to given beat times, e.g. a real track's.
+
+    Returns frames (T, size, size, 3) uint8 RGB and joints (T, J, 2) pixels.
+    """
+    scene = _scene_to_beats(seed, beat_times, seconds, style, fps, size)
+    frames, joints, _ = render(scene.body, scene.props, scene.look, scene.camera, scene.background)
     return frames, joints
 
 
@@ -175,15 +181,7 @@ def dancer_cutout(
     """The dancer of `dance_to_beats` (same seed, same dancer and dance) without its set, to paste onto another:
     colour (T, size, size, 3) float32 premultiplied by alpha, and alpha (T, size, size) float32 in [0, 1] with
     the floor shadow as partial alpha. Drawn once on black and once on white; alpha is what the white showed."""
-    _check_settings(seconds, fps, size, 22050)
-    style = get_style(style).name
-    beats = np.sort(np.asarray(beat_times, dtype=np.float64).ravel())
-    if len(beats) < 2:
-        raise ValueError(f"need at least two beats to dance to, got {len(beats)}")
-    bpm = 60.0 / float(np.median(np.diff(beats)))
-    _, dance_ss, body_ss, look_ss = np.random.SeedSequence(seed).spawn(4)
-    rngs = (np.random.default_rng(s) for s in (dance_ss, body_ss, look_ss))
-    scene = _scene(style, beats, seconds, bpm, fps, size, *rngs)
+    scene = _scene_to_beats(seed, beat_times, seconds, style, fps, size)
     on_black = render(scene.body, scene.props, scene.look, scene.camera, np.zeros_like(scene.background))[0]
     on_white = render(scene.body, scene.props, scene.look, scene.camera, np.full_like(scene.background, 255))[0]
     alpha = 1.0 - (on_white.astype(np.float32) - on_black.astype(np.float32)).mean(axis=-1) / 255.0
