@@ -85,14 +85,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=STARTER, help="model folder (the starter model)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the dance (4)")
+    parser.add_argument("--keep-background", action="store_true",
+                        help="let generate find the dancer and move only them (default: the whole still moves)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dab_bench_generate_"))
+    # the whole still moves (the example still shows a dancer, whom generate would otherwise cut out of the set)
+    whole = [] if args.keep_background else ["--no-keep-background"]
     wide = make_1080p_still(work / "still_1920x1080.png")
     runs = {
-        "draft": run_generate(EXAMPLE_STILL, work / "draft", ["--preset", "draft"], args.checkpoint, args.seconds),
-        "full 1080p": run_generate(wide, work / "full", ["--preset", "draft", "--resolution", "full"],
+        "draft": run_generate(EXAMPLE_STILL, work / "draft", ["--preset", "draft", *whole], args.checkpoint,
+                              args.seconds),
+        "full 1080p": run_generate(wide, work / "full", ["--preset", "draft", "--resolution", "full", *whole],
                                    args.checkpoint, args.seconds),
     }  # fmt: skip
     baseline_fps = remap_fps(wide)
