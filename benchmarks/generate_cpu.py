@@ -30,8 +30,9 @@ from common import EXAMPLE_STILL, EXAMPLE_TRACK, STARTER, goal, save_json, table
 DRAFT_SECONDS_GOAL = 60.0
 RSS_GOAL_GB = 3.0
 WARP_FPS_GOAL = 25.0
-STAGES = ("inputs", "load_model", "beats", "encode", "denoise", "decode", "warp", "write_frames", "video")
-STAGE_NAMES = {"inputs": "inputs + audio", "load_model": "load model", "beats": "beats", "encode": "music encoding",
+STAGES = ("inputs", "load_model", "dancer", "beats", "encode", "denoise", "decode", "warp", "write_frames", "video")
+STAGE_NAMES = {"inputs": "inputs + audio", "load_model": "load model", "dancer": "finding the dancer",
+               "beats": "beats", "encode": "music encoding",
                "denoise": "sampling", "decode": "LFAE decoding (128 px)", "warp": "full-resolution warping",
                "write_frames": "writing PNG frames", "video": "writing video"}  # fmt: skip
 
