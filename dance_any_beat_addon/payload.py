@@ -35,11 +35,18 @@ class JobParams:
     """Classifier-free guidance scale over the music."""
     resolution: str | None = None
     """"model" (the model's own square view) or "full" (the still's own size)."""
+    keep_background: bool | None = None
+    """True: move only the person in the still, the set stays (refused without a person); False: the whole still
+    moves; None: the server keeps the set when it finds a person in a still larger than them."""
     beats: list[float] | None = None
     """Explicit beat times in seconds on the audio's clock (same clock as `start`); None: the server tracks them."""
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+# The panel's Background menu -> JobParams.keep_background
+BACKGROUND_CHOICES = {"AUTO": None, "KEEP": True, "WHOLE": False}
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dance_any_beat_addon.backend import BackendSettings, is_loopback_url
 from dance_any_beat_addon.client import BackendError, ServerClient, encode_multipart
 from dance_any_beat_addon.jobs import JobRunner
 from dance_any_beat_addon.local_server import LocalServer
-from dance_any_beat_addon.payload import BeatInfo, JobParams, JobStatus
+from dance_any_beat_addon.payload import BACKGROUND_CHOICES, BeatInfo, JobParams, JobStatus
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -335,3 +335,19 @@ def test_a_changed_preference_restarts_the_local_server(tmp_path, monkeypatch):
     assert own.state_dir == taken / f"session-{os.getpid()}" and own.up
     assert backend.connect(BackendSettings(mode="LOCAL", python="py", state_dir=str(taken), device="cpu")) is own
     backend.free()
+
+
+def test_background_choice_is_sent_only_when_the_artist_decides(recorder, tmp_path):
+    server, url = recorder
+    image, audio = tmp_path / "still.png", tmp_path / "music.wav"
+    image.write_bytes(png_bytes((1, 2, 3)))
+    audio.write_bytes(b"RIFF")
+    _Recorder.reply = (202, {"id": "abc"})
+    for choice, expected in BACKGROUND_CHOICES.items():  # the panel's Background menu
+        ServerClient(url, "s3cret").submit(image, audio, JobParams(seconds=1.0, fps=24, keep_background=expected))
+        req = _Recorder.requests[-1]
+        sent = json.loads(_parts(req["headers"]["Content-Type"], req["body"])["params"][1])
+        if choice == "AUTO":
+            assert "keep_background" not in sent  # the server decides
+        else:
+            assert sent["keep_background"] is (choice == "KEEP")

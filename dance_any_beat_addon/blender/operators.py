@@ -12,7 +12,7 @@ from bpy.props import EnumProperty, StringProperty
 from .. import ADDON_PACKAGE, backend, backend_setup, timebase
 from ..backend import BackendSettings
 from ..jobs import BackgroundTask, JobRunner
-from ..payload import BeatInfo, JobParams
+from ..payload import BACKGROUND_CHOICES, BeatInfo, JobParams
 from . import polling, timeline
 from .props import preferences
 
@@ -225,7 +225,7 @@ class DANCE_ANY_BEAT_OT_generate(bpy.types.Operator):
         rate = timeline.fps(scene)
         params = JobParams(seconds=timebase.range_seconds(start, end, rate), fps=int(rate) if rate.is_integer()
                            else rate, start=offset, style=props.style, seed=props.seed, preset=props.quality,
-                           steps=props.steps or None,
+                           steps=props.steps or None, keep_background=BACKGROUND_CHOICES[props.background],
                            beats=timeline.marker_beat_times(scene, start, end, offset) or None)
         base, warning = output_base()
         if warning:

@@ -17,6 +17,11 @@ STILL_SOURCES = [
     ("STRIP", "Strip Under Playhead", "The image strip under the playhead (topmost)"),
     ("FILE", "Image File", "An image file"),
 ]
+BACKGROUND_ITEMS = [  # keys of payload.BACKGROUND_CHOICES
+    ("AUTO", "Auto", "Move only the person when the still shows one on a larger set; otherwise the whole image"),
+    ("KEEP", "Keep Set", "Move only the person; the set stays as it is (stills without a person are refused)"),
+    ("WHOLE", "Whole Image", "Move the whole image, set and all"),
+]
 AUDIO_SOURCES = [
     ("TIMELINE", "Timeline Mixdown", "All unmuted sound strips over the frame range, as you hear them"),
     ("STRIP", "Sound Strip", "One sound strip"),
@@ -45,6 +50,8 @@ class DANCE_ANY_BEAT_PG_settings(bpy.types.PropertyGroup):
     style: EnumProperty(name="Style", description="Dance style", items=STYLE_ITEMS, default=presets.DEFAULT_STYLE)
     quality: EnumProperty(name="Quality", description="Quality preset (speed against quality)",
                           items=QUALITY_ITEMS, default=presets.DEFAULT_QUALITY)
+    background: EnumProperty(name="Background", description="What moves: the person, or the whole image",
+                             items=BACKGROUND_ITEMS, default="AUTO")
     seed: IntProperty(name="Seed", description="Random seed: the same inputs and seed give the same dance",
                       default=0, min=0)
     steps: IntProperty(name="Steps", description="Sampler steps per window; 0: the quality preset's", default=0,
