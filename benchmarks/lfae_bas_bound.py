@@ -20,12 +20,7 @@ from common import STARTER, held_out_clips, table
 from dance_any_beat.data.procedural import read_clip
 from dance_any_beat.metrics import video_beat_alignment
 from dance_any_beat.models.dabfusion import lfae_targets
-from dance_any_beat.pipeline import load_model, resample_time
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(T, 3, S, S) in [0, 1] -> (T, S, S, 3) uint8."""
-    return (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+from dance_any_beat.pipeline import frames_to_uint8, load_model, resample_time
 
 
 @torch.no_grad()
@@ -49,8 +44,8 @@ def main() -> None:
         x_model, _ = lfae_targets(model.lfae, frames[:, :, rows_at_model_fps], coding)
         x_resampled = resample_time(x_model, model_fps, float(clip.fps), n)
         view = frames[:, :, 0]
-        full = to_uint8(model.render(ref, x_full, ref_image=view)[0].transpose(0, 1))
-        resampled = to_uint8(model.render(ref, x_resampled, ref_image=view)[0].transpose(0, 1))
+        full = frames_to_uint8(model.render(ref, x_full, ref_image=view)[0].transpose(0, 1))
+        resampled = frames_to_uint8(model.render(ref, x_resampled, ref_image=view)[0].transpose(0, 1))
         rows.append({"clip": path.name, "style": clip.style,
                      "real": video_beat_alignment(clip.frames, clip.beat_times, clip.fps),
                      "lfae_full": video_beat_alignment(full, clip.beat_times, clip.fps),

@@ -118,6 +118,11 @@ class PersonLayer:
     background: np.ndarray  # (H, W, 3) uint8 RGB: the still with the dancer removed (filled in)
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) float in [0, 1] -> contiguous uint8, rounded (OpenCV's remap and inpainting work on these)."""
+    return np.ascontiguousarray(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8))
+
+
 def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
@@ -136,7 +141,7 @@ def cut_out(still: np.ndarray, mask: np.ndarray) -> PersonLayer:
     alpha = cv2.GaussianBlur(cv2.dilate(solid, _disc(edge)).astype(np.float32), (0, 0), edge / 2.0)
     alpha = np.maximum(alpha, mask.astype(np.float32))
     hole = cv2.dilate((mask > 0.1).astype(np.uint8), _disc(max(2, round(0.02 * side))))  # 1: fill the background
-    image = np.round(np.clip(still, 0.0, 1.0) * 255.0).astype(np.uint8)
+    image = to_uint8(still)
     scale = min(1.0, 512.0 / side)
     if scale < 1.0:  # inpaint small, then upsample the fill: Telea is slow on big holes
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -173,7 +178,7 @@ class FullResolution:
         person: move only this layer over its background (None: the whole still moves)."""
         width, height = framing.still_size
         assert still.shape[:2] == (height, width), f"still {still.shape} does not match framing {framing.still_size}"
-        self._still = np.ascontiguousarray(np.round(np.clip(still, 0.0, 1.0) * 255.0).astype(np.uint8))
+        self._still = to_uint8(still)
         self._person = person
         us, vs = framing.still_positions(flow_size)
         self._rows, self._cols_t = _bilinear_matrix(vs, flow_size), _bilinear_matrix(us, flow_size).T.copy()

@@ -607,11 +607,11 @@ def decode_frames(
         part = x0[:, :, i : i + DECODE_CHUNK]  # (1, 3, c, h, w)
         decoded = model.render(ref_latent, part, ref_image=view)[0].transpose(0, 1).float()  # (c, 3, S, S)
         if full is None:
-            pixels = _to_uint8(framing.crop(decoded))  # (c, h_box, w_box, 3)
+            pixels = frames_to_uint8(framing.crop(decoded))  # (c, h_box, w_box, 3)
             lap("decode")
             yield from pixels
             continue
-        pixels = _to_uint8(decoded)  # (c, S, S, 3)
+        pixels = frames_to_uint8(decoded)  # (c, S, S, 3)
         flow, occlusion = model.x0_to_motion(part)  # (1, 2, c, h, w), (1, 1, c, h, w)
         flow = flow[0].transpose(0, 1).float().cpu().numpy()  # (c, 2, h, w), view-normalised
         occlusion = occlusion[0, 0].float().cpu().numpy()  # (c, h, w)
@@ -622,7 +622,7 @@ def decode_frames(
             yield frame
 
 
-def _to_uint8(frames: Tensor) -> np.ndarray:
+def frames_to_uint8(frames: Tensor) -> np.ndarray:
     """(c, 3, H, W) float in [0, 1] -> (c, H, W, 3) uint8 numpy."""
     return (frames.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
@@ -679,9 +679,8 @@ def find_dancer_layer(still: np.ndarray, params: GenerateParams) -> tuple[Dancer
                 "with `make setup` (pip install --no-deps mediapipe==0.10.14), or pass --no-keep-background"
             ) from error
         return None, [f"person detection is not available ({error}), so the whole still moves"]
-    image = np.round(np.clip(still, 0.0, 1.0) * 255.0).astype(np.uint8)
     try:
-        person, warnings = find_dancer(image, params.person)
+        person, warnings = find_dancer(still, params.person)  # converts the float still to uint8 itself
     except PersonError:
         if params.keep_background or params.person is not None:
             raise
