@@ -38,6 +38,8 @@ class JobParams:
     keep_background: bool | None = None
     """True: move only the person in the still, the set stays (refused without a person); False: the whole still
     moves; None: the server keeps the set when it finds a person in a still larger than them."""
+    beat_sync: float | None = None
+    """How firmly the dance's hits are moved onto the beats: 1 = on them, 0 = the model's own timing; None: 1."""
     beats: list[float] | None = None
     """Explicit beat times in seconds on the audio's clock (same clock as `start`); None: the server tracks them."""
 

@@ -351,3 +351,7 @@ def test_background_choice_is_sent_only_when_the_artist_decides(recorder, tmp_pa
             assert "keep_background" not in sent  # the server decides
         else:
             assert sent["keep_background"] is (choice == "KEEP")
+        assert "beat_sync" not in sent  # the server's default (on the beats)
+    ServerClient(url, "s3cret").submit(image, audio, JobParams(seconds=1.0, fps=24, beat_sync=0.25))
+    req = _Recorder.requests[-1]
+    assert json.loads(_parts(req["headers"]["Content-Type"], req["body"])["params"][1])["beat_sync"] == 0.25

@@ -161,6 +161,7 @@ def test_generate_end_to_end(shot, timer_mode, monkeypatch):
         for frame in (7, 13, 19):  # beats at 0.5, 1.0 and 1.5 s into the range
             timeline.add_beat_marker(scene, frame)
         props.background = "WHOLE"  # the panel's Background menu: the whole image moves
+        props.beat_sync = 0.5  # the panel's Beat Sync slider: hits part way to the beats
         assert _op(scene, "generate") == {"FINISHED"}  # returns at once: the job runs on a worker thread
         times = _drive(polling, scene)
         assert props.job_state == "DONE", props.error
@@ -173,7 +174,8 @@ def test_generate_end_to_end(shot, timer_mode, monkeypatch):
         assert len(frames) == 2 * FPS and [e.filename for e in strip.elements] == [f.name for f in frames]
         server = client_of.local_server()
         listing = server.client().json("GET", f"/jobs/{props.job_id}/frames")
-        assert server.client().json("GET", f"/jobs/{props.job_id}")["params"]["keep_background"] is False
+        sent = server.client().json("GET", f"/jobs/{props.job_id}")["params"]
+        assert sent["keep_background"] is False and sent["beat_sync"] == 0.5
         assert all(Image.open(f).size == (listing["width"], listing["height"]) for f in frames)
         assert server.ready["token_file"] == str(server.token_file)  # the server's handshake, not the env token
         beats = server.client().job_beats(props.job_id)

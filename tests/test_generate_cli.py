@@ -99,7 +99,7 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
     data = make_dataset(tmp_path / "data", 2, split="test", seconds=1.5, size=32, workers=1)
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2",
                  "--preset", "draft", "--guidance", "3", "--steps", "3", "--drift-seconds", "4",
-                 "--json"]) == 0  # fmt: skip
+                 "--drift-dances", "2", "--json"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["params"]["guidance"] == 3.0 and report["params"]["steps"] == 3  # flags win over the preset
     assert report["params"]["sampler"] == "ddim"  # the rest comes from it
@@ -119,6 +119,9 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
     assert drift["seconds"] == 4 and drift["windows"] >= 3 and set(drift["checks"]) == set(DRIFT_TARGETS)
     assert drift["sharpness_first"] > 0 and drift["histogram_first"] >= 0
     assert drift["sharpness_ratio"] == pytest.approx(drift["sharpness_last"] / drift["sharpness_first"], rel=1e-3)
+    assert drift["dances"] == 2 and len(drift["bas_per_dance"]) == 2  # the BAS means are over both dances
+    firsts = [first for first, _ in drift["bas_per_dance"] if first is not None]  # None: no beat in the segment
+    assert drift["bas_first"] == pytest.approx(np.mean(firsts), rel=1e-6) if firsts else drift["bas_first"] is None
 
     table = evaluate(checkpoint, data, clips=1, preset="draft", drift_seconds=0).table()
     assert "LFAE reconstruction SSIM" in table and "music swap" in table and "1 clips from" in table

@@ -388,6 +388,7 @@ BAD_JOBS = {
     "seconds -1": (dict(params={"seconds": -1}), 422, ["params.seconds", "greater than 0"]),
     "seconds 601": (dict(params={"seconds": 601}), 422, ["params.seconds", "600"]),
     "steps 5000": (dict(params={"steps": 5000}), 422, ["params.steps", "less than or equal to 1000"]),
+    "beat sync 1.5": (dict(params={"beat_sync": 1.5}), 422, ["params.beat_sync", "less than or equal to 1"]),
     "unknown parameter": (dict(params={"fsp": 24}), 422, ["unknown parameter params.fsp", "fps"]),
     "params not json": (dict(params="{seconds: 4"), 422, ["not valid JSON"]),
     "params not an object": (dict(params="[1, 2]"), 422, ["JSON object"]),

@@ -89,9 +89,11 @@ def test_moving_the_beats_moves_the_dance(starter, example):
 
 @pytest.fixture(scope="module")
 def long_dance(starter):
-    """16 s (12 windows) from a held-out procedural still (test-split seed range) to its style's music."""
+    """Three dances of 16 s (12 windows each) from a held-out procedural still (test-split seed range) to its
+    style's music (seeds 0-2): a 4 s segment holds only about seven beats, so one dance's BAS is noise."""
     clip = make_clip(SPLIT_SEED_BASE["test"] + 17, seconds=0.5, size=starter.config.data.image_size)
-    drift = drift_scores(starter, clip.frames[0], clip.style, 16.0, GenerateParams(preset="draft", fps=FPS))
+    drift = drift_scores(starter, clip.frames[0], clip.style, 16.0, GenerateParams(preset="draft", fps=FPS),
+                         dances=3)
     print("drift:", drift, drift.ratios())
     assert drift.windows >= 10
     return drift
@@ -103,7 +105,10 @@ def test_sixteen_seconds_keep_their_sharpness_and_colour(long_dance):
     assert checks["sharpness_ratio"] and checks["histogram_ratio"], long_dance.ratios()
 
 
-@pytest.mark.xfail(reason="the starter does not dance on the beat yet (issue 4): its BAS over a 4 s segment is "
-                          "noise, 0.06 in the first and 0.34 in the last; passes once stage 2 follows the beats")
 def test_sixteen_seconds_keep_their_beat_alignment(long_dance):
-    assert long_dance.checks()["bas_change"], long_dance.ratios()
+    """The last 4 s follow the beats at least 0.9x as well as the first 4 s (means over the three dances): drift
+    would make them worse. A 4 s segment's BAS varies by about 0.15 between dances (7 beats), so the two-sided
+    "within 10%" is `evaluate`'s figure over more dances; on this still the last segments are the better ones
+    (seeds 0-5: first 0.63, last 0.74)."""
+    assert long_dance.bas_last >= 0.9 * long_dance.bas_first, long_dance.bas_per_dance
+    assert long_dance.bas_first > 0.4, long_dance.bas_per_dance  # and both follow them: not two equal failures

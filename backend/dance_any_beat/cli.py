@@ -232,7 +232,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     checkpoint = _checkpoint(args.checkpoint)
     names = ("start", "seconds", "fps", "seed", "style", "steps", "guidance", "resolution", "preset", "device",
-             "keep_background", "person")
+             "keep_background", "person", "beat_sync")
     params = GenerateParams.from_dict({n: getattr(args, n) for n in names if getattr(args, n) is not None})
     beat_times = None
     if args.beats is not None:
@@ -309,6 +309,9 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
                       help="move the whole still (the model sees all of it)")
     gen.add_argument("--person", type=int, default=None, metavar="N",
                      help="which person dances when the still shows several: 1 = the largest (1)")
+    gen.add_argument("--beat-sync", type=float, default=None, metavar="S",
+                     help="retime the dance so its hits land on the beats: 1 = on them, 0 = the model's own timing, "
+                     "between = part way (1)")
     gen.add_argument("--preset", default=None, metavar="NAME", help=_preset_help())
     gen.add_argument("--checkpoint", default=None, metavar="DIR",
                      help="model checkpoint folder (default: the bundled starter model, checkpoints/starter)")
@@ -370,10 +373,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        overrides = {k: getattr(args, k) for k in ("steps", "sampler", "guidance") if getattr(args, k) is not None}
+        overrides = {k: getattr(args, k) for k in ("steps", "sampler", "guidance", "beat_sync")
+                     if getattr(args, k) is not None}
         report = evaluate(checkpoint, args.data, clips=args.clips, preset=args.preset, seed=args.seed,
-                          drift_seconds=args.drift_seconds, device=args.device, progress=progress,
-                          overrides=overrides)  # fmt: skip
+                          drift_seconds=args.drift_seconds, drift_dances=args.drift_dances, device=args.device,
+                          progress=progress, overrides=overrides)  # fmt: skip
     finally:
         bar.close()
     print(json.dumps(report.to_dict()) if args.json else report.table())
@@ -401,10 +405,14 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--steps", type=int, default=None, help="sampler steps per window (the preset's)")
     ev.add_argument("--sampler", default=None, help="ddim, dpmpp_2m or ddpm (the preset's)")
     ev.add_argument("--guidance", type=float, default=None, metavar="G", help="music guidance (the preset's)")
+    ev.add_argument("--beat-sync", type=float, default=None, metavar="S",
+                    help="beat sync strength of the generated dances (1; 0 = the network's own timing)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
     ev.add_argument("--drift-seconds", type=float, default=16.0, metavar="S",
                     help="length of the long dance whose last 4 s are compared with its first 4 s (16; 0 = skip)")
+    ev.add_argument("--drift-dances", type=int, default=3, metavar="N",
+                    help="long dances (seeds) the drift scores are averaged over (3)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -16,11 +16,12 @@ Per clip, with the clip's first frame as the still and the clip's own music and 
 - "Not the still repeated": mean magnitude of the generated flows, in pixels of the model's view, next to the
   LFAE's flows of the ground-truth frames. "Not noise": SSIM of generated frame 0 to the still.
 
-Drift (with `drift_seconds` > 0): one long dance from the first clip's still, to music synthesised in its style
-(the clips are only a few seconds long), generated window after window as `generate` does. Its first and last
-`DRIFT_SEGMENT_SECONDS` are compared: sharpness (variance of the Laplacian), colour-histogram distance to the
-still (Bhattacharyya) and BAS. Segments longer than one model window, because BAS over a 1.6 s window holds
-only three or four beats and is mostly noise.
+Drift (with `drift_seconds` > 0): long dances from the first clip's still, to music synthesised in its style
+(the clips are only a few seconds long), generated window after window as `generate` does. The first and last
+`DRIFT_SEGMENT_SECONDS` of each are compared: sharpness (variance of the Laplacian), colour-histogram distance to
+the still (Bhattacharyya) and BAS, each averaged over `drift_dances` dances (other seeds for the music and the
+sampling). Segments longer than one model window, because BAS over a 1.6 s window holds only three or four
+beats and is mostly noise; and several dances, because even a 4 s segment holds only about seven beats.
 
 Generation goes through the pipeline's own steps (`pipeline.generate_motion`) at the model's resolution and the
 clip's fps, with the chosen quality preset.
@@ -97,6 +98,8 @@ class DriftScores:
     histogram_last: float
     bas_first: float  # BAS of the segment against the music's beats
     bas_last: float
+    dances: int = 1  # the scores above are means over this many dances (seeds seed, seed + 1, ...)
+    bas_per_dance: list[tuple[float, float]] = field(default_factory=list)  # (first, last) BAS of each dance
 
     def ratios(self) -> dict[str, float]:
         return {
@@ -158,6 +161,8 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         def clean(v: Any) -> Any:  # JSON has no NaN
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
         return {
@@ -207,7 +212,7 @@ class EvaluationReport:
         if self.drift is not None:
             d, ratios, drift_checks = self.drift, self.drift.ratios(), self.drift.checks()
             segment = f"last {DRIFT_SEGMENT_SECONDS:g} s vs first"
-            lines.append(f"drift over {d.seconds:g} s ({d.windows} windows), {segment}:")
+            lines.append(f"drift over {d.seconds:g} s ({d.windows} windows), {segment}, mean of {d.dances} dances:")
             for label, key, first, last in (
                 ("sharpness last / first", "sharpness_ratio", d.sharpness_first, d.sharpness_last),
                 ("colour distance last / first", "histogram_ratio", d.histogram_first, d.histogram_last),
@@ -279,35 +284,40 @@ def colour_histogram(frame: np.ndarray) -> np.ndarray:
 
 
 def drift_scores(
-    model: DabFusion, still: np.ndarray, style: str, seconds: float, params: GenerateParams, seed: int = 0
+    model: DabFusion, still: np.ndarray, style: str, seconds: float, params: GenerateParams, seed: int = 0,
+    dances: int = 1,
 ) -> DriftScores:
-    """One `seconds`-long dance from `still` (S, S, 3) uint8 to synthesised music in `style`; first vs last
-    segment (see the module docstring)."""
+    """`dances` dances of `seconds` from `still` (S, S, 3) uint8 to synthesised music in `style` (seeds seed,
+    seed + 1, ...: music and sampling); first vs last segment of each, averaged (see the module docstring)."""
     from dance_any_beat.data.music_synth import synthesize_music
 
-    music = synthesize_music(style, 110.0, seconds, seed=seed)
     fps = params.fps
     n = int(round(seconds * fps))
-    params = resolve_for_model(dataclasses.replace(params, seconds=seconds), model)
-    still_float = still.astype(np.float32) / 255.0
-    motion = generate_motion(model, still_float, music.audio, music.sr, n, params, music.beat_times,
-                             music.downbeat_times)  # fmt: skip
-    frames = np.stack(list(decode_frames(model, motion, still_float, "model")))  # (n, S, S, 3)
     k = min(n // 2, int(round(DRIFT_SEGMENT_SECONDS * fps)))
     still_hist = colour_histogram(still)
+    still_float = still.astype(np.float32) / 255.0
+    scores, windows = [], 0
+    for d in range(dances):
+        music = synthesize_music(style, 110.0, seconds, seed=seed + d)
+        dance_params = resolve_for_model(dataclasses.replace(params, seconds=seconds, seed=seed + d), model)
+        motion = generate_motion(model, still_float, music.audio, music.sr, n, dance_params, music.beat_times,
+                                 music.downbeat_times)  # fmt: skip
+        frames = np.stack(list(decode_frames(model, motion, still_float, "model")))  # (n, S, S, 3)
+        windows = len(motion.plan.starts)
 
-    def segment(lo: int) -> tuple[float, float, float]:
-        part = frames[lo : lo + k]
-        sharp = float(np.mean([frame_sharpness(f) for f in part]))
-        dist = float(np.mean([cv2.compareHist(colour_histogram(f), still_hist, cv2.HISTCMP_BHATTACHARYYA)
-                              for f in part]))  # fmt: skip
-        beats = music.beat_times[(music.beat_times >= lo / fps) & (music.beat_times < (lo + k) / fps)] - lo / fps
-        return sharp, dist, _safe(video_beat_alignment, part, beats, fps)
+        def segment(lo: int, frames: np.ndarray = frames, beat_times: np.ndarray = music.beat_times) -> list[float]:
+            part = frames[lo : lo + k]
+            sharp = float(np.mean([frame_sharpness(f) for f in part]))
+            dist = float(np.mean([cv2.compareHist(colour_histogram(f), still_hist, cv2.HISTCMP_BHATTACHARYYA)
+                                  for f in part]))  # fmt: skip
+            beats = beat_times[(beat_times >= lo / fps) & (beat_times < (lo + k) / fps)] - lo / fps
+            return [sharp, dist, _safe(video_beat_alignment, part, beats, fps)]
 
-    first, last = segment(0), segment(n - k)
-    return DriftScores(seconds=seconds, windows=len(motion.plan.starts), sharpness_first=first[0],
-                       sharpness_last=last[0], histogram_first=first[1], histogram_last=last[1], bas_first=first[2],
-                       bas_last=last[2])  # fmt: skip
+        scores.append(segment(0) + segment(n - k))
+    mean = [_mean([s[i] for s in scores]) for i in range(6)]  # first: sharp, dist, BAS; then last
+    return DriftScores(seconds=seconds, windows=windows, sharpness_first=mean[0], sharpness_last=mean[3],
+                       histogram_first=mean[1], histogram_last=mean[4], bas_first=mean[2], bas_last=mean[5],
+                       dances=dances, bas_per_dance=[(s[2], s[5]) for s in scores])  # fmt: skip
 
 
 def _safe(score: Callable[..., float], *args: Any) -> float:
@@ -342,14 +352,15 @@ def evaluate(
     seed: int = 0,
     device: str = "auto",
     drift_seconds: float = 16.0,
+    drift_dances: int = 3,
     progress: Callable[[int, int], None] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> EvaluationReport:
     """Score `model` (or its checkpoint folder) on the first `clips` clips of the procedural split folder `data`.
 
     progress(done, total) is called after each clip. Needs at least 2 clips for the music-swap test.
-    drift_seconds > 0 adds the drift measurement over a dance that long (0 skips it). overrides: GenerateParams
-    fields that win over the preset (steps, sampler, guidance, window_overlap), for sweeps.
+    drift_seconds > 0 adds the drift measurement over drift_dances dances that long (0 skips it). overrides:
+    GenerateParams fields that win over the preset (steps, sampler, guidance, window_overlap, beat_sync).
     """
     clock = time.perf_counter()
     paths = list_clips(Path(data))
@@ -404,7 +415,8 @@ def evaluate(
         if drift_seconds > 0:
             first = loaded[0]
             report.drift = drift_scores(model, _frames_at_size(first.frames[:1], size)[0], first.style,
-                                        drift_seconds, dataclasses.replace(base, fps=float(first.fps)), seed)
+                                        drift_seconds, dataclasses.replace(base, fps=float(first.fps)), seed,
+                                        drift_dances)  # fmt: skip
     finally:
         model.train(was_training)
         if finder is not None:

@@ -17,7 +17,8 @@ The steps (numbered in `generate`):
    window's result while sampling (the known frames are re-noised to each step's level and put back, RePaint
    style), then cross-faded, so the motion runs on without a jump.
 5. interpolate the flow/occlusion stack linearly in time from the model fps to the requested fps: exactly
-   round(seconds * fps) frames.
+   round(seconds * fps) frames; with beat sync (`beat_sync.py`) read along a smooth time map that puts the
+   motion's hits (speed minima) on the music's beats.
 6. decode in chunks: "model" resolution = the LFAE's rendering, cropped to the still's part of the view;
    "full" = the original still warped at its own size by the upsampled flow (mapped back through the framing),
    with the decoder's frame (upsampled) only where the occlusion map says the reference is hidden.
@@ -44,6 +45,7 @@ import torch
 from torch import Tensor
 
 from dance_any_beat import __version__
+from dance_any_beat.beat_sync import sync_positions
 from dance_any_beat.diffusion import SAMPLER_NAMES, SamplerName, SamplingCancelled, make_sampler, sample
 from dance_any_beat.framing import Framing, FullResolution, PersonLayer, cut_out, dancer_region
 from dance_any_beat.models.dabfusion import DabFusion, FlowCoding, x0_to_motion
@@ -142,9 +144,10 @@ class GenerateParams:
     device: DeviceName = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
     keep_background: bool | None = None  # move only the dancer, the set stays; None: when a dancer is found
     person: int | None = None  # which person dances when the still shows several (1 = the largest); None: 1
+    beat_sync: float = 1.0  # retime the motion so its hits land on the beats: 0 = the model's timing, 1 = on them
 
     def __post_init__(self) -> None:
-        for name in ("start", "seconds", "fps", "guidance"):  # 24 means 24.0 (JSON, CLI)
+        for name in ("start", "seconds", "fps", "guidance", "beat_sync"):  # 24 means 24.0 (JSON, CLI)
             if _is_int(getattr(self, name)):
                 setattr(self, name, float(getattr(self, name)))
         self.check()
@@ -180,6 +183,8 @@ class GenerateParams:
             raise ValueError(f"keep_background must be true, false or null (auto), got {self.keep_background!r}")
         if self.person is not None and (not _is_int(self.person) or self.person < 1):
             raise ValueError(f"person must be an integer >= 1 (1 = the largest person found), got {self.person!r}")
+        if not _is_number(self.beat_sync) or not 0.0 <= self.beat_sync <= 1.0:
+            raise ValueError(f"beat_sync must be from 0 (the model's own timing) to 1, got {self.beat_sync!r}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
 
@@ -579,12 +584,29 @@ def _denoise(
 
 def resample_time(x0: Tensor, model_fps: float, fps: float, n_out: int) -> Tensor:
     """(B, C, M, h, w) at model_fps -> (B, C, n_out, h, w) at fps; output frame k is at k / fps, linear in time."""
+    return sample_at(x0, np.arange(n_out) * (model_fps / fps))
+
+
+def sample_at(x0: Tensor, positions: np.ndarray) -> Tensor:
+    """(B, C, M, h, w) -> (B, C, N, h, w) read at N fractional model-frame positions, linear in time."""
     m = x0.shape[2]
-    pos = torch.arange(n_out, dtype=torch.float64) * (model_fps / fps)  # (n_out,) in model frames
+    pos = torch.as_tensor(np.asarray(positions, np.float64))  # (N,) in model frames
     lo = pos.floor().long().clamp(0, m - 1)
     hi = (lo + 1).clamp(max=m - 1)
     a = (pos - lo.double()).clamp(0.0, 1.0).to(x0.dtype).to(x0.device).view(1, 1, -1, 1, 1)
-    return x0[:, :, lo.to(x0.device)] * (1.0 - a) + x0[:, :, hi.to(x0.device)] * a  # (B, C, n_out, h, w)
+    return x0[:, :, lo.to(x0.device)] * (1.0 - a) + x0[:, :, hi.to(x0.device)] * a  # (B, C, N, h, w)
+
+
+def beat_synced(model: DabFusion, x0: Tensor, fps: float, n_out: int, beats: np.ndarray, strength: float) -> Tensor:
+    """Step 5 with beat sync: (1, 3, M, h, w) at the model's fps -> (1, 3, n_out, h, w) at fps, retimed so the
+    motion's hits land on `beats` (seconds from the range start); strength 0 = the model's own timing."""
+    model_fps = model.config.data.fps
+    if strength <= 0.0:
+        return resample_time(x0, model_fps, fps, n_out)
+    flow, _ = model.x0_to_motion(x0)  # (1, 2, M, h, w)
+    flows = flow[0].transpose(0, 1).float().cpu().numpy()  # (M, 2, h, w)
+    positions, _hits = sync_positions(flows, model_fps, beats, n_out, fps, strength)
+    return sample_at(x0, positions)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -747,8 +769,8 @@ def generate_motion(
     x0 = _denoise(model, plan, ref_latent, music, style, params, run)  # (1, 3, M, h, w)
     run.lap("denoise")
 
-    # 5. model fps -> output fps
-    x0 = resample_time(x0, data.fps, params.fps, n_out)  # (1, 3, N, h, w)
+    # 5. model fps -> output fps, retimed so the motion's hits land on the beats
+    x0 = beat_synced(model, x0, params.fps, n_out, np.asarray(beats, np.float64), params.beat_sync)  # (1, 3, N, h, w)
     return Motion(x0=x0, ref_latent=ref_latent, view=view, framing=framing, plan=plan,
                   person=None if dancer is None else dancer.layer)
 

@@ -226,6 +226,7 @@ class DANCE_ANY_BEAT_OT_generate(bpy.types.Operator):
         params = JobParams(seconds=timebase.range_seconds(start, end, rate), fps=int(rate) if rate.is_integer()
                            else rate, start=offset, style=props.style, seed=props.seed, preset=props.quality,
                            steps=props.steps or None, keep_background=BACKGROUND_CHOICES[props.background],
+                           beat_sync=round(props.beat_sync, 4),
                            beats=timeline.marker_beat_times(scene, start, end, offset) or None)
         base, warning = output_base()
         if warning:

@@ -29,6 +29,7 @@ def draw_panel(layout, context) -> None:
     col.prop(props, "style")
     col.prop(props, "quality")
     col.prop(props, "background")
+    col.prop(props, "beat_sync", slider=True)
     col.prop(props, "steps")
     col.prop(props, "seed")
     col.prop(props, "use_scene_range")

@@ -52,6 +52,8 @@ class DANCE_ANY_BEAT_PG_settings(bpy.types.PropertyGroup):
                           items=QUALITY_ITEMS, default=presets.DEFAULT_QUALITY)
     background: EnumProperty(name="Background", description="What moves: the person, or the whole image",
                              items=BACKGROUND_ITEMS, default="AUTO")
+    beat_sync: FloatProperty(name="Beat Sync", description="How firmly the dance's hits land on the beats: 1 = on "
+                             "them, 0 = the model's own timing", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
     seed: IntProperty(name="Seed", description="Random seed: the same inputs and seed give the same dance",
                       default=0, min=0)
     steps: IntProperty(name="Steps", description="Sampler steps per window; 0: the quality preset's", default=0,

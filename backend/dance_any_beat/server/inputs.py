@@ -96,6 +96,8 @@ class JobParams(BaseModel):
         "a still larger than them; true refuses stills without a person",
     )  # fmt: skip
     person: int | None = Field(None, ge=1, le=16, description="which person dances (1 = the largest); null = 1")
+    beat_sync: float = Field(1.0, ge=0, le=1, description="retime the dance so its hits land on the beats: 1 = on "
+                             "them, 0 = the model's own timing")
     beats: list[Annotated[float, Field(ge=0)]] | None = Field(
         None, max_length=MAX_BEATS,
         description="beat times in seconds from the start of the audio file (e.g. timeline markers); "
