@@ -51,7 +51,6 @@ class TimeMap:
 
     anchors: np.ndarray  # (A, 2) (output s, model s), first (0, 0), last the range end
     hits: int  # music beats that got a kinetic beat
-    beats: int  # music beats inside the range
 
     def knots(self) -> tuple[np.ndarray, np.ndarray]:
         """(K,) output times and (K,) playback rates there; the rate is linear between knots."""
@@ -70,9 +69,9 @@ class TimeMap:
         rates = np.stack([hold[:-1], hold[:-1], middle, hold[1:]], axis=1).ravel()
         return np.append(times, t[-1]), np.append(rates, hold[-1])
 
-    def __call__(self, t: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    def __call__(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64)
-        if len(self.anchors) < 2 or strength <= 0.0:
+        if len(self.anchors) < 2:
             return t.copy()
         knots, rates = self.knots()
         steps = np.diff(knots)
@@ -82,8 +81,7 @@ class TimeMap:
         slope = (rates[k + 1] - rates[k]) / steps[k]
         inside = values[k] + rates[k] * d + 0.5 * slope * d**2
         after = values[-1] + rates[-1] * (t - knots[-1])
-        warped = np.where(t > knots[-1], after, np.where(t < 0.0, rates[0] * t, inside))
-        return t + float(min(strength, 1.0)) * (warped - t)
+        return np.where(t > knots[-1], after, np.where(t < 0.0, rates[0] * t, inside))
 
 
 def kinetic_beat_times(flows: np.ndarray, fps: float, model_times: np.ndarray | None = None) -> np.ndarray:
@@ -161,9 +159,9 @@ def fit_time_map(
     while n > 0:
         chain.append(nodes[n][2:])
         n = parent[n]
-    anchors = [(0.0, 0.0), *reversed(chain)]
-    anchors.append((duration, closes(last) if closes(last) is not None else min(duration, model_duration)))
-    return TimeMap(anchors=np.asarray(anchors, np.float64), hits=len(chain), beats=len(beats))
+    end = closes(last)
+    anchors = [(0.0, 0.0), *reversed(chain), (duration, min(duration, model_duration) if end is None else end)]
+    return TimeMap(anchors=np.asarray(anchors, np.float64), hits=len(chain))
 
 
 def sync_positions(
@@ -182,9 +180,9 @@ def sync_positions(
     A first map moves hits by up to max_shift; changing the playback speed moves the speed minima a little
     (the speed seen is the model's times the map's slope), so `refinements` more passes, on the motion as the
     map plays it, move the remaining hits by up to refine_shift."""
-    times = np.arange(n_out) / fps
     if strength <= 0.0 or n_out < 3:
-        return times * model_fps, 0
+        return np.arange(n_out) * (model_fps / fps), 0  # the model's own timing, as pipeline.resample_time reads it
+    times = np.arange(n_out) / fps
     duration = float(times[-1])
     model_duration = (len(flows) - 1) / model_fps
     grid = np.arange(int(math.floor(duration * ANALYSIS_FPS)) + 1) / ANALYSIS_FPS  # output seconds, 60 fps

@@ -600,12 +600,9 @@ def sample_at(x0: Tensor, positions: np.ndarray) -> Tensor:
 def beat_synced(model: DabFusion, x0: Tensor, fps: float, n_out: int, beats: np.ndarray, strength: float) -> Tensor:
     """Step 5 with beat sync: (1, 3, M, h, w) at the model's fps -> (1, 3, n_out, h, w) at fps, retimed so the
     motion's hits land on `beats` (seconds from the range start); strength 0 = the model's own timing."""
-    model_fps = model.config.data.fps
-    if strength <= 0.0:
-        return resample_time(x0, model_fps, fps, n_out)
     flow, _ = model.x0_to_motion(x0)  # (1, 2, M, h, w)
     flows = flow[0].transpose(0, 1).float().cpu().numpy()  # (M, 2, h, w)
-    positions, _hits = sync_positions(flows, model_fps, beats, n_out, fps, strength)
+    positions, _hits = sync_positions(flows, model.config.data.fps, beats, n_out, fps, strength)  # strength 0: as is
     return sample_at(x0, positions)
 
 
