@@ -57,6 +57,8 @@ class JobSnapshot:
     """Downloaded frames in order, once finished with state done."""
     finished: bool = False
     """True once nothing more will change: state is done, failed or cancelled."""
+    warnings: list[str] = field(default_factory=list)
+    """The server's warnings about a done job's result."""
 
 
 class JobRunner:
@@ -117,7 +119,7 @@ class JobRunner:
                 cancel_sent = True
             status = client.status(job_id)
             self._update(state=status.state, progress=status.progress, stage=status.stage or status.state,
-                         eta_s=status.eta_s, error=status.error)
+                         eta_s=status.eta_s, error=status.error, warnings=status.warnings)
             if status.finished:
                 break
             if cancel_sent:

@@ -65,6 +65,8 @@ class JobStatus:
     """Estimated seconds left, when the server knows."""
     error: str | None = None
     """Why the job failed."""
+    warnings: list[str] = field(default_factory=list)
+    """What the artist should know about a done job's result (the dancer cut off by the frame, several people)."""
 
     @property
     def finished(self) -> bool:
@@ -78,7 +80,8 @@ class JobStatus:
         eta = data.get("eta_s")
         return cls(state=state, progress=min(max(float(data.get("progress") or 0.0), 0.0), 1.0),
                    stage=str(data.get("stage") or ""), eta_s=None if eta is None else float(eta),
-                   error=data.get("error") or None)
+                   error=data.get("error") or None,
+                   warnings=[str(w) for w in (data.get("result") or {}).get("warnings") or []])
 
 
 @dataclass

@@ -114,7 +114,9 @@ def test_unreachable_server_is_a_clear_error():
 
 def test_payloads():
     status = JobStatus.from_json({"state": "running", "progress": 1.7, "stage": "sampling", "eta_s": 3})
-    assert (status.progress, status.eta_s, status.finished) == (1.0, 3.0, False)
+    assert (status.progress, status.eta_s, status.finished, status.warnings) == (1.0, 3.0, False, [])
+    done = JobStatus.from_json({"state": "done", "result": {"frames": 2, "warnings": ["the dancer is cut off"]}})
+    assert done.finished and done.warnings == ["the dancer is cut off"]
     with pytest.raises(ValueError, match="unknown job state"):
         JobStatus.from_json({"state": "exploded"})
     beats = BeatInfo.from_json({"tempo": 120, "beats": [0.5, 1], "downbeats": [0.5]})

@@ -193,6 +193,28 @@ def test_generate_end_to_end(shot, timer_mode, monkeypatch):
     assert gone.value.status == 404 and not (server.jobs_dir / props.job_id).exists()
 
 
+def test_the_result_s_warnings_are_reported(shot, tmp_path, monkeypatch):
+    """What the backend warns about a done job (here: the dancer cut off at the knees by the still's frame)
+    reaches the artist's report with the strip, as a warning."""
+    import cv2
+
+    scene, props, polling = shot, shot.dance_any_beat, _pkg("blender.polling")
+    room = cv2.imread(str(Path(__file__).resolve().parents[1] / "examples" / "dancer_on_set_room.jpg"))
+    cv2.imwrite(str(tmp_path / "cut.jpg"), room[:376])  # the dancer stands from y 243 to 465
+    reports = []
+    notify = polling.notify
+    monkeypatch.setattr(polling, "notify", lambda message, level="INFO": (reports.append((level, message)),
+                                                                          notify(message, level)))
+    saved = props.still_path, props.background
+    props.still_path, props.background = str(tmp_path / "cut.jpg"), "KEEP"
+    try:
+        assert _op(scene, "generate") == {"FINISHED"}, props.error  # blocking: `blender -b` has no timer
+    finally:
+        props.still_path, props.background = saved
+    assert reports[-1][0] == "WARNING" and reports[-1][1].startswith("Dance added as strip"), reports
+    assert "the dancer is cut off at the bottom edge of the still" in reports[-1][1]
+
+
 @pytest.mark.slow
 def test_detect_beats_goes_through_the_running_server(shot):
     """With a local server running, Detect Beats posts the timeline's audio to POST /beats (no subprocess)."""

@@ -35,6 +35,7 @@ from dance_any_beat.server.jobs import lock_folder
 QUICK = {"seconds": 1.0, "fps": 8, "steps": 2, "resolution": "model", "window_overlap": 2}
 LONG = {"seconds": 30.0, "fps": 24, "steps": 1000, "resolution": "model", "window_overlap": 2}  # minutes: cancel it
 FINAL = ("done", "failed", "cancelled")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MAX_IMAGE_MB, MAX_AUDIO_MB = 0.25, 1.0  # lowered, so an oversized upload is cheap to send
 
 
@@ -214,6 +215,7 @@ def test_whole_job(client):
     assert status["error"] is None and status["eta_s"] is None and status["params"] == params
     result = status["result"]
     assert result["frames"] == 18 and result["size"] == [50, 36] and result["params"]["steps"] == 3
+    assert result["warnings"] == []
     assert job_id in [j["id"] for j in client.get("/jobs").json()["jobs"]]
 
     frames = client.get(f"/jobs/{job_id}/frames").json()
@@ -229,6 +231,18 @@ def test_whole_job(client):
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4" and video.content[4:8] == b"ftyp"
     beats = client.get(f"/jobs/{job_id}/beats").json()
     assert beats["source"] == "tracked" and beats["duration"] == 1.5 and len(beats["beats"]) >= 2
+
+
+def test_a_done_job_tells_what_the_artist_should_know(client):
+    """The pipeline's warnings reach the job's result: here the dancer is cut off at the knees by the frame."""
+    room = cv2.imread(str(EXAMPLES / "dancer_on_set_room.jpg"))  # (540, 960, 3), the dancer from y 243 to 465
+    cut = cv2.imencode(".jpg", room[:376], [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()  # under the upload cap
+    r = post_job(client, {"seconds": 1, "fps": 12, "steps": 2, "keep_background": True}, image=cut)
+    assert r.status_code == 202, r.text
+    status = wait(client, r.json()["id"])
+    assert status["state"] == "done", status
+    assert status["result"]["warnings"] == [
+        "the dancer is cut off at the bottom edge of the still; the missing part cannot dance"]
 
 
 def test_cancel_mid_job(client):

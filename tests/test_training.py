@@ -123,6 +123,45 @@ def test_resuming_with_another_model_is_refused(data_dir: Path, lfae_run: Path, 
         train_diffusion(diffusion_config(data_dir, out, lfae_run / "checkpoint"))
 
 
+def test_decoder_fine_tune_trains_the_decoder_alone_and_ships_with_the_stage_2_model(
+    data_dir: Path, lfae_run: Path, tmp_path: Path, capsys
+):
+    out = tmp_path / "decoder"
+    fine = ["trainable=decoder", f"init_weights={lfae_run / 'train_state.pt'}", "steps=30", "log_every=10",
+            "loss.equivariance_shift_weight=0", "loss.equivariance_affine_weight=0"]  # fmt: skip
+    train_lfae(lfae_config(data_dir, out, *fine))
+    before, after = load_lfae_checkpoint(lfae_run / "checkpoint"), load_lfae_checkpoint(out / "checkpoint")
+    old, new = before.state_dict(), after.state_dict()
+    decoder = [k for k in old if k.startswith("decoder.")]
+    assert decoder and all(not torch.equal(old[k], new[k]) for k in decoder if k.endswith("weight"))
+    assert all(torch.equal(old[k], new[k]) for k in old if k not in decoder)  # stage 2's flows are unchanged
+    # the run resumes like any other, and a later all-weights run in its folder is refused
+    train_lfae(lfae_config(data_dir, out, *fine[:2], "steps=35", *fine[3:]))
+    assert torch.load(out / "train_state.pt", weights_only=False)["step"] == 35
+    with pytest.raises(ValueError, match="trainable was 'decoder', now 'all'"):
+        train_lfae(lfae_config(data_dir, out, "steps=40"))
+    # settings that cannot work are named with their fix
+    with pytest.raises(ValueError, match="set loss.equivariance_shift_weight = 0"):
+        lfae_config(data_dir, out, *fine[:2])
+    with pytest.raises(ValueError, match="set init_weights to it"):
+        lfae_config(data_dir, out, "trainable=decoder", *fine[4:])
+
+    # export --lfae ships the fine-tuned decoder with a stage-2 model made on the original stage 1 ...
+    tiny = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
+    bundle_config = DabFusionConfig.assemble(before.config, tiny.model, tiny.diffusion, tiny.music, tiny.data)
+    stage2 = DabFusion(bundle_config, lfae=before).save(tmp_path / "stage2")
+    assert main(["export", str(stage2), str(tmp_path / "shipped"), "--lfae", str(out / "checkpoint")]) == 0
+    shipped = DabFusion.from_checkpoint(tmp_path / "shipped")
+    assert params_digest(shipped.lfae) == params_digest(load_lfae_checkpoint(out / "checkpoint"))  # step 35
+    assert read_config(tmp_path / "shipped")["training"]["lfae_decoder"]["step"] == 35
+    # ... and refuses an LFAE whose flows differ (stage 2 would be generating flows for another motion network)
+    capsys.readouterr()
+    other = train_lfae(lfae_config(data_dir, tmp_path / "other", "steps=6", "seed=3"))
+    assert main(["export", str(stage2), str(tmp_path / "refused"), "--lfae", str(other / "checkpoint")]) == 2
+    assert "differs from the LFAE stage 2 was trained on outside its decoder" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

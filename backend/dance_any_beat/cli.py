@@ -336,6 +336,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError(f"{out} already holds a checkpoint; pass --overwrite to replace it")
     model = DabFusion.from_checkpoint(source)
     training = read_config(source).get("training", {})
+    if args.lfae:
+        from dance_any_beat.models.dabfusion import load_lfae_checkpoint
+
+        model.take_decoder(load_lfae_checkpoint(args.lfae), args.lfae)
+        decoder_training = read_config(args.lfae).get("training", {})
+        training = {**training, "lfae_decoder": {"checkpoint": args.lfae, **decoder_training}}
     model.save(out, dtype=torch.float16 if args.fp16 else None, extra=training)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"wrote {out} ({size / 2**20:.1f} MiB{', fp16' if args.fp16 else ''}; training step {training.get('step')})")
@@ -356,6 +362,11 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     ex.add_argument("out", help="folder to write model.safetensors and config.json into")
     ex.add_argument("--fp16", action="store_true", help="store the weights in float16 (generation upcasts)")
     ex.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in OUT")
+    ex.add_argument(
+        "--lfae", metavar="LFAE_CHECKPOINT", default=None,
+        help="ship this stage-1 checkpoint's decoder instead (a `train lfae` run with trainable = \"decoder\" "
+        "started from the model's own stage 1; any other difference is refused)",
+    )
     ex.set_defaults(func=cmd_export)
 
 

@@ -148,11 +148,10 @@ def _step_job(scene: bpy.types.Scene, item: PendingJob) -> bool:
         props.output_dir = str(snap.frames[0].parent)
         props.error = ""
         message = f"Dance added as strip {strip.name!r} on channel {strip.channel}"
+        warnings = list(snap.warnings)
         if len(snap.frames) != item.end - item.start + 1:
-            message += f" ({len(snap.frames)} frames generated for {item.end - item.start + 1}: fitted)"
-            notify(message, "WARNING")
-        else:
-            notify(message, "INFO")
+            warnings.append(f"{len(snap.frames)} frames generated for {item.end - item.start + 1}: fitted")
+        notify(f"{message} ({'; '.join(warnings)})" if warnings else message, "WARNING" if warnings else "INFO")
         _undo_push("Dance Any Beat: add dance strip")
     elif snap.state == "failed":
         reason = snap.error or "unknown error"

@@ -407,6 +407,25 @@ class DabFusion(nn.Module):
         config = {**self.config.to_dict(), "training": dict(extra or {})}
         return save_checkpoint(path, self.part_states(), config, kind=DABFUSION_KIND, dtype=dtype)
 
+    def take_decoder(self, lfae: LFAE, source: str | Path = "the given LFAE") -> None:
+        """Use `lfae`'s decoder: allowed only when everything stage 2 learned from (encoder, region predictor,
+        dense motion) is weight for weight this model's own, as after `train lfae` with trainable = "decoder"."""
+        if lfae.config != self.config.lfae:
+            raise CheckpointError(f"{source} was built with another LFAE config than this model's stage 1")
+        own = self.lfae.state_dict()
+        changed = [
+            key for key, value in lfae.state_dict().items()
+            if not key.startswith("decoder.") and not torch.equal(value.to(own[key].dtype).cpu(), own[key].cpu())
+        ]  # fmt: skip
+        if changed:
+            raise CheckpointError(
+                f"{source} differs from the LFAE stage 2 was trained on outside its decoder ({len(changed)} tensors, "
+                f"e.g. {changed[0]}), so its flows are not the ones stage 2 generates: fine-tune with trainable = "
+                "'decoder' from this model's stage 1, or retrain stage 2 on it (train diffusion --set "
+                "lfae_checkpoint=...)"
+            )
+        self.lfae.decoder.load_state_dict(lfae.decoder.state_dict())
+
     # -- the steps of generation
 
     def latent_shape(self, batch: int, frames: int) -> tuple[int, int, int, int, int]:

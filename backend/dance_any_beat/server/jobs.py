@@ -61,7 +61,7 @@ class Job:
     error: str | None = None
     started: float | None = None
     finished: float | None = None
-    result: dict[str, Any] | None = None  # a done job: frames, fps, size, beats, windows, seconds, params
+    result: dict[str, Any] | None = None  # a done job: frames, fps, size, beats, windows, seconds, params, warnings
     seq: int = 0  # submission order (FIFO position among queued jobs)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     ended: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -215,7 +215,8 @@ class JobStore:
 def result_summary(result: Any) -> dict[str, Any]:
     """GenerateResult -> what a client sees (no server paths)."""
     return {"frames": result.frames, "fps": result.fps, "size": list(result.size), "beats": len(result.beat_times),
-            "windows": result.windows, "seconds": result.seconds, "params": result.params.to_dict()}  # fmt: skip
+            "windows": result.windows, "seconds": result.seconds, "params": result.params.to_dict(),
+            "warnings": list(result.warnings)}  # fmt: skip
 
 
 def lock_folder(root: Path) -> Any:

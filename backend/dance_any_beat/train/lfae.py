@@ -11,6 +11,11 @@ Running the same command again resumes from OUT/train_state.pt (model, optimiser
 config is refused. OUT/log.csv has one row per `log_every` steps; OUT/checkpoint/ is the stage-1 checkpoint
 (kind "lfae") that `train diffusion` reads as its `lfae_checkpoint`.
 
+`--set trainable=decoder` fine-tunes only the decoder of an existing LFAE (`init_weights`; switch the
+equivariance terms off): the encoder and the motion networks stay frozen, so the flows, occlusions and reference
+latents a stage-2 model was trained on are unchanged and `dance-any-beat export --lfae` can ship the new decoder
+with it, as Stable Diffusion's VAE decoder was fine-tuned alone.
+
 The plumbing both stages share (AMP, learning-rate schedule, resume checks, logs) is in `train.common`.
 """
 
@@ -66,6 +71,7 @@ class LFAETrainConfig:
     # model and loss
     model: LFAEConfig = field(default_factory=LFAEConfig)
     loss: LFAELossConfig = field(default_factory=LFAELossConfig)
+    trainable: Literal["all", "decoder"] = "all"  # "decoder": fine-tune the decoder alone (see the module doc)
     affine_warmup_steps: int = 1000  # region motions ramp from shift-only to affine (see LFAE.set_affine_strength)
     # optimisation (AdamW; linear warm-up, then cosine decay to min_lr at `steps`)
     batch_size: int = 8  # per process; the effective batch is batch_size x processes
@@ -92,6 +98,16 @@ class LFAETrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_optimiser_settings(self)
+        if self.trainable not in ("all", "decoder"):
+            raise ValueError(f"trainable must be 'all' or 'decoder', got {self.trainable!r}")
+        if self.trainable == "decoder":
+            if self.loss.equivariance_shift_weight or self.loss.equivariance_affine_weight:
+                raise ValueError(
+                    "trainable = 'decoder' freezes the region predictor, which the equivariance terms train: set "
+                    "loss.equivariance_shift_weight = 0 and loss.equivariance_affine_weight = 0"
+                )
+            if not self.init_weights:
+                raise ValueError("trainable = 'decoder' fine-tunes an existing LFAE: set init_weights to it")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -129,6 +145,15 @@ def initial_weights(path: str) -> dict[str, Tensor]:
     return state["model"]
 
 
+def trainable_parameters(model: LFAE, trainable: str) -> list[nn.Parameter]:
+    """The parameters a run optimises; with "decoder" every other one is frozen (no gradient is even computed)."""
+    if trainable == "all":
+        return list(model.parameters())
+    model.requires_grad_(False)
+    model.decoder.requires_grad_(True)
+    return list(model.decoder.parameters())
+
+
 def train_lfae(config: LFAETrainConfig) -> Path:
     """Train (or resume) a stage-1 run; returns the run folder. Single process, or one rank under torchrun."""
     return run_distributed(config.device, lambda info: _train(config, info))
@@ -147,16 +172,16 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
     torch.manual_seed(config.seed)
     model = LFAE(config.model).to(device)
     criterion = LFAELoss(config.loss).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay
-    )
+    trained = trainable_parameters(model, config.trainable)
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     # resume
-    architecture = {"model": config_to_dict(config.model)}
+    architecture = {"model": config_to_dict(config.model), "trainable": config.trainable}
     step = 0
     state = load_train_state(run_dir)
     if state is not None:
+        state.setdefault("architecture", {}).setdefault("trainable", "all")  # states from before the setting
         check_resume(state, "lfae", architecture, run_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -200,7 +225,7 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+            grad_norm = nn.utils.clip_grad_norm_(trained, config.grad_clip or math.inf)
             scaler.step(optimizer)
             scaler.update()
             step += 1
