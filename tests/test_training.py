@@ -227,6 +227,25 @@ def test_tiny_diffusion_run_learns_and_its_checkpoint_generates(data_dir: Path, 
     assert [int(r["step"]) for r in read_csv_log(run / "log.csv")] == [*range(5, 61, 5), 64]
     assert read_config(run / "checkpoint")["training"]["step"] == 64
 
+    # a new run from these weights (after stage 1 changed) starts at step 0 with the averaged weights of this one
+    tune = ["steps=1", "lr=1e-12", "min_lr=1e-12", "warmup_steps=0", "log_every=1"]
+    averaged = DabFusion.from_checkpoint(run / "checkpoint")
+    for init in (run / "train_state.pt", run / "checkpoint"):
+        tuned = train_diffusion(diffusion_config(data_dir, tmp_path / init.name, lfae_run / "checkpoint",
+                                                 f"init_weights={init}", *tune))  # fmt: skip
+        assert [int(r["step"]) for r in read_csv_log(tuned / "log.csv")] == [1]
+        start = DabFusion.from_checkpoint(tuned / "checkpoint")
+        for part in ("music", "unet"):
+            ours, theirs = getattr(start, part).state_dict(), getattr(averaged, part).state_dict()
+            for name, value in theirs.items():
+                torch.testing.assert_close(ours[name], value, atol=1e-6, rtol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="is not the train_state.pt of a stage-2 .diffusion. run"):
+        train_diffusion(diffusion_config(data_dir, tmp_path / "wrong", lfae_run / "checkpoint",
+                                         f"init_weights={lfae_run / 'train_state.pt'}", *tune))  # fmt: skip
+    with pytest.raises(ValueError, match="its unet weights do not fit this run's model settings"):
+        train_diffusion(diffusion_config(data_dir, tmp_path / "wider", lfae_run / "checkpoint",
+                                         f"init_weights={run / 'train_state.pt'}", "model.base_channels=8", *tune))
+
 
 def test_target_cache_gives_the_on_the_fly_targets_and_is_refused_when_stale(
     data_dir: Path, lfae_run: Path, tmp_path: Path

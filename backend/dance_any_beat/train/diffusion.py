@@ -11,6 +11,8 @@ occlusion from the window's first frame to each frame (see `models.dabfusion`). 
 jointly with the U-Net (its frozen CLAP / Wav2CLIP towers, if any, are not). Running the same command again
 resumes from OUT/train_state.pt. OUT/checkpoint/ is a full DabFusion checkpoint (kind "dabfusion": LFAE, music
 encoder, U-Net and their config), all the pipeline needs; with `ema_decay` > 0 it holds the averaged weights.
+When stage 1 has been trained further, `init_weights` starts a new run in another folder from this one's weights
+(its targets change with the LFAE, so the old run cannot be resumed on it).
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ class DiffusionTrainConfig:
     lfae_checkpoint: str | None = None  # the `checkpoint` folder of a `train lfae` run (kind "lfae"); frozen here
     # output
     out: str = "runs/diffusion"  # run folder: train_state.pt, log.csv, checkpoint/; an existing run is resumed
+    init_weights: str | None = None  # a new run starts from these music-encoder and U-Net weights (another stage-2
+    #                                  run's train_state.pt, its averaged ones, or a dabfusion checkpoint folder)
+    #                                  with a fresh optimiser: fine-tuning after stage 1 was trained further
     # model
     data: DataConfig = field(default_factory=DataConfig)  # fps, frames per window, flow scale, styles
     model: UNet3DConfig = field(default_factory=UNet3DConfig)  # p_uncond / p_style_drop: guidance dropout rates
@@ -166,6 +171,23 @@ def train_diffusion(config: DiffusionTrainConfig) -> Path:
     return run_distributed(config.device, lambda info: _train(config, info, lfae_path))
 
 
+def initial_weights(path: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(music encoder, U-Net) weights of a stage-2 run's train_state.pt (the averaged ones when it kept them) or
+    of a dabfusion checkpoint folder, with a clear error for anything else."""
+    source = Path(path).expanduser()
+    if source.is_dir():
+        model = DabFusion.from_checkpoint(source)
+        return model.music.state_dict(), model.unet.state_dict()
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"init_weights {path} does not exist: give a stage-2 run's train_state.pt or a dabfusion checkpoint folder"
+        )
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("kind") != "diffusion" or "unet" not in state:
+        raise ValueError(f"init_weights {path} is not the train_state.pt of a stage-2 (diffusion) run")
+    return state.get("ema_music") or state["music"], state.get("ema_unet") or state["unet"]
+
+
 def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path:
     run_dir, device = Path(config.out), info.device
     amp_dtype = resolve_amp(config.amp, device)
@@ -228,6 +250,19 @@ def _train(config: DiffusionTrainConfig, info: DistInfo, lfae_path: str) -> Path
             ema_unet.load_state_dict(state.get("ema_unet") or state["unet"])
         step = int(state["step"])
         del state
+    elif config.init_weights:
+        music_state, unet_state = initial_weights(config.init_weights)
+        for module, weights, name in ((music, music_state, "music"), (unet, unet_state, "unet")):
+            try:
+                module.load_state_dict(weights)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"init_weights {config.init_weights}: its {name} weights do not fit this run's model settings "
+                    f"({str(err).splitlines()[0]}); start from a run with the same [model] and [music]"
+                ) from None
+        if ema_music is not None and ema_unet is not None:
+            ema_music.load_state_dict(music.state_dict())
+            ema_unet.load_state_dict(unet.state_dict())
     generator = seeded_generator(device, config.seed, info.rank, step)  # diffusion steps, noise, dropout
 
     wrapped: nn.Module = MotionDenoiser(music, unet, GaussianDiffusion(bundle_config.diffusion))
