@@ -68,3 +68,16 @@ def test_gpu_sampling_runs_on_the_cpu(tmp_path):
     assert (one["batch"], two["batch"]) == (1, 2)
     assert one["unet_gflop_per_clip"] == pytest.approx(two["unet_gflop_per_clip"])
     assert 0 < one["share_of_matmul"] < 2 and one["share_of_datasheet"] is None
+
+
+def test_lfae_quality_splits_the_starter_s_error(tmp_path):
+    data = make_dataset(tmp_path / "data", 1, split="test", seconds=1.0, workers=1)
+    out = run_script("lfae_quality.py", "--data", str(data), "--json", str(tmp_path / "q.json"))
+    assert "| copying the reference |" in out and "| changed between reference and drive |" in out
+    r = json.loads((tmp_path / "q.json").read_text())
+    assert r["pairs"] == 4  # frames 6, 12, 18, 24 of 30
+    assert r["unchanged_pixels"] + r["changed_pixels"] == pytest.approx(1.0)
+    assert r["unchanged_error_share"] + r["changed_error_share"] == pytest.approx(1.0)
+    assert r["unchanged_psnr"] > r["changed_psnr"]  # the set is rebuilt almost exactly, the dancer is not
+    assert r["painted_psnr"] >= r["psnr"]  # the true frame in the hidden parts cannot do worse than the decoder
+    assert 0.0 < r["ssim"] <= 1.0 and r["psnr"] > r["copy_psnr"]  # the starter beats copying the reference
