@@ -359,6 +359,19 @@ def test_identity_tps_is_the_identity():
     torch.testing.assert_close(tps.warp_image(x), x, atol=1e-5, rtol=0)
 
 
+def test_mse_term_is_what_psnr_measures():
+    model = tiny_model()
+    drive = images(2, 64, 1)
+    out = model(images(2, 64), drive)
+    config = LFAELossConfig(l1_weight=0, ssim_weight=0, mse_weight=2.0, equivariance_shift_weight=0,
+                            equivariance_affine_weight=0)  # fmt: skip
+    total, parts = lfae_loss(out, drive, config)
+    mse = ((out.reconstruction - drive) ** 2).mean()
+    torch.testing.assert_close(parts["mse"], mse.detach())
+    torch.testing.assert_close(total, 2.0 * mse)
+    assert set(parts) == {"mse"}  # the other terms are off: not computed
+
+
 def test_loss_needs_model_and_vgg_when_configured():
     model = tiny_model()
     out = model(images(1, 64), images(1, 64, 1))

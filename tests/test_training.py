@@ -357,6 +357,10 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     }
     assert bundle.unet.num_frames == starter.num_frames == 16 and diffusion.music.parts == ("mel", "beats")
     assert diffusion.target_cache and not diffusion.target_cache.startswith("checkpoints")  # never committed
+    decoder = load_config(LFAETrainConfig, CONFIGS / "lfae_decoder_starter.toml")  # the shipped decoder's run
+    assert decoder.model == lfae.model and decoder.trainable == "decoder"
+    assert decoder.init_weights == f"{lfae.out}/train_state.pt"
+    assert diffusion.lfae_checkpoint == f"{lfae.out}/checkpoint"
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 

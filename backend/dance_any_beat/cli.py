@@ -422,8 +422,8 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
     ev.add_argument("--drift-seconds", type=float, default=16.0, metavar="S",
                     help="length of the long dance whose last 4 s are compared with its first 4 s (16; 0 = skip)")
-    ev.add_argument("--drift-dances", type=int, default=3, metavar="N",
-                    help="long dances (seeds) the drift scores are averaged over (3)")
+    ev.add_argument("--drift-dances", type=int, default=8, metavar="N",
+                    help="long dances (seeds) the drift scores are averaged over (8)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -53,6 +53,8 @@ class LFAELossConfig:
     l1_weight: float = 1.0  # multi-scale L1 between reconstruction and drive frame
     l1_scales: tuple[float, ...] = (1.0, 0.5, 0.25)  # pyramid scales of the L1 term, averaged
     ssim_weight: float = 0.2  # 1 - SSIM at full resolution
+    mse_weight: float = 0.0  # mean squared error at full resolution: what PSNR measures (L1 alone favours sharp
+    #                          guesses over the mean where the frame is uncertain)
     ssim_window: int = 11  # Gaussian window side, pixels
     ssim_sigma: float = 1.5  # Gaussian window sigma, pixels
     vgg19_weights: str | None = None  # path to torchvision's vgg19-dcbb9e9d.pth; None = no perceptual term
@@ -314,6 +316,8 @@ def lfae_loss(
     weights: dict[str, float] = {}
     if config.l1_weight > 0:
         parts["l1"], weights["l1"] = multiscale_l1(pred, target, config.l1_scales), config.l1_weight
+    if config.mse_weight > 0:
+        parts["mse"], weights["mse"] = F.mse_loss(pred, target), config.mse_weight
     if config.ssim_weight > 0:
         parts["ssim"] = ssim_loss(pred, target, config.ssim_window, config.ssim_sigma)
         weights["ssim"] = config.ssim_weight
