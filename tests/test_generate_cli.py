@@ -99,7 +99,7 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
     data = make_dataset(tmp_path / "data", 2, split="test", seconds=1.5, size=32, workers=1)
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--clips", "2",
                  "--preset", "draft", "--guidance", "3", "--steps", "3", "--drift-seconds", "4",
-                 "--drift-dances", "2", "--json"]) == 0  # fmt: skip
+                 "--drift-dances", "2", "--drift-start", "1.5", "--json"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["params"]["guidance"] == 3.0 and report["params"]["steps"] == 3  # flags win over the preset
     assert report["params"]["sampler"] == "ddim"  # the rest comes from it
@@ -120,6 +120,9 @@ def test_evaluate_scores_two_clips_with_every_metric(checkpoint, tmp_path, capsy
     assert drift["sharpness_first"] > 0 and drift["histogram_first"] >= 0
     assert drift["sharpness_ratio"] == pytest.approx(drift["sharpness_last"] / drift["sharpness_first"], rel=1e-3)
     assert drift["dances"] == 2 and len(drift["bas_per_dance"]) == 2  # the BAS means are over both dances
+    assert drift["music_start"] == 1.5  # the dances began 1.5 s into their music
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(data), "--drift-start", "-1"]) == 2
+    assert "drift_start must be >= 0 seconds into the music" in capsys.readouterr().err
     firsts = [first for first, _ in drift["bas_per_dance"] if first is not None]  # None: no beat in the segment
     assert drift["bas_first"] == pytest.approx(np.mean(firsts), rel=1e-6) if firsts else drift["bas_first"] is None
 

@@ -387,7 +387,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides = {k: getattr(args, k) for k in ("steps", "sampler", "guidance", "beat_sync")
                      if getattr(args, k) is not None}
         report = evaluate(checkpoint, args.data, clips=args.clips, preset=args.preset, seed=args.seed,
-                          drift_seconds=args.drift_seconds, drift_dances=args.drift_dances, device=args.device,
+                          drift_seconds=args.drift_seconds, drift_dances=args.drift_dances,
+                          drift_start=args.drift_start, device=args.device,
                           progress=progress, overrides=overrides)  # fmt: skip
     finally:
         bar.close()
@@ -424,6 +425,9 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
                     help="length of the long dance whose last 4 s are compared with its first 4 s (16; 0 = skip)")
     ev.add_argument("--drift-dances", type=int, default=8, metavar="N",
                     help="long dances (seeds) the drift scores are averaged over (8)")
+    ev.add_argument("--drift-start", type=float, default=0.0, metavar="S",
+                    help="start the long dances S seconds into their music, as a shot cut from a song does, "
+                    "instead of at its first sample (0)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ev.set_defaults(func=cmd_evaluate)
 

@@ -23,6 +23,9 @@ the still (Bhattacharyya) and BAS, each averaged over `drift_dances` dances (oth
 sampling). Segments longer than one model window, because BAS over a 1.6 s window holds only three or four
 beats and is mostly noise; and several dances, because even a 4 s segment holds only about seven beats (with 3
 dances the same network's BAS change read 0.03 once and 0.12 the next time; with 8 it reads 0.18-0.20).
+`drift_start` > 0 starts the dances that many seconds into the synthesised track, as a shot cut from the middle
+of a song starts, instead of at its first sample: the very start of a track weighs on the first segment's BAS
+(for the starter, 0.56 from the track's start, 0.67 from 2 s in) and hides what the check is for.
 
 Generation goes through the pipeline's own steps (`pipeline.generate_motion`) at the model's resolution and the
 clip's fps, with the chosen quality preset.
@@ -100,6 +103,7 @@ class DriftScores:
     bas_first: float  # BAS of the segment against the music's beats
     bas_last: float
     dances: int = 1  # the scores above are means over this many dances (seeds seed, seed + 1, ...)
+    music_start: float = 0.0  # the dances start this many seconds into their synthesised track
     bas_per_dance: list[tuple[float, float]] = field(default_factory=list)  # (first, last) BAS of each dance
 
     def ratios(self) -> dict[str, float]:
@@ -286,7 +290,7 @@ def colour_histogram(frame: np.ndarray) -> np.ndarray:
 
 def drift_scores(
     model: DabFusion, still: np.ndarray, style: str, seconds: float, params: GenerateParams, seed: int = 0,
-    dances: int = 1,
+    dances: int = 1, music_start: float = 0.0,
 ) -> DriftScores:
     """`dances` dances of `seconds` from `still` (S, S, 3) uint8 to synthesised music in `style` (seeds seed,
     seed + 1, ...: music and sampling); first vs last segment of each, averaged (see the module docstring)."""
@@ -299,14 +303,16 @@ def drift_scores(
     still_float = still.astype(np.float32) / 255.0
     scores, windows = [], 0
     for d in range(dances):
-        music = synthesize_music(style, 110.0, seconds, seed=seed + d)
+        music = synthesize_music(style, 110.0, music_start + seconds, seed=seed + d)
+        audio = music.audio[int(round(music_start * music.sr)) :]
+        beat_times = music.beat_times[music.beat_times >= music_start] - music_start  # on the dance's clock
+        downbeat_times = music.downbeat_times[music.downbeat_times >= music_start] - music_start
         dance_params = resolve_for_model(dataclasses.replace(params, seconds=seconds, seed=seed + d), model)
-        motion = generate_motion(model, still_float, music.audio, music.sr, n, dance_params, music.beat_times,
-                                 music.downbeat_times)  # fmt: skip
+        motion = generate_motion(model, still_float, audio, music.sr, n, dance_params, beat_times, downbeat_times)
         frames = np.stack(list(decode_frames(model, motion, still_float, "model")))  # (n, S, S, 3)
         windows = len(motion.plan.starts)
 
-        def segment(lo: int, frames: np.ndarray = frames, beat_times: np.ndarray = music.beat_times) -> list[float]:
+        def segment(lo: int, frames: np.ndarray = frames, beat_times: np.ndarray = beat_times) -> list[float]:
             part = frames[lo : lo + k]
             sharp = float(np.mean([frame_sharpness(f) for f in part]))
             dist = float(np.mean([cv2.compareHist(colour_histogram(f), still_hist, cv2.HISTCMP_BHATTACHARYYA)
@@ -318,7 +324,8 @@ def drift_scores(
     mean = [_mean([s[i] for s in scores]) for i in range(6)]  # first: sharp, dist, BAS; then last
     return DriftScores(seconds=seconds, windows=windows, sharpness_first=mean[0], sharpness_last=mean[3],
                        histogram_first=mean[1], histogram_last=mean[4], bas_first=mean[2], bas_last=mean[5],
-                       dances=dances, bas_per_dance=[(s[2], s[5]) for s in scores])  # fmt: skip
+                       dances=dances, bas_per_dance=[(s[2], s[5]) for s in scores],
+                       music_start=music_start)  # fmt: skip
 
 
 def _safe(score: Callable[..., float], *args: Any) -> float:
@@ -354,15 +361,19 @@ def evaluate(
     device: str = "auto",
     drift_seconds: float = 16.0,
     drift_dances: int = 8,
+    drift_start: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> EvaluationReport:
     """Score `model` (or its checkpoint folder) on the first `clips` clips of the procedural split folder `data`.
 
     progress(done, total) is called after each clip. Needs at least 2 clips for the music-swap test.
-    drift_seconds > 0 adds the drift measurement over drift_dances dances that long (0 skips it). overrides:
+    drift_seconds > 0 adds the drift measurement over drift_dances dances that long (0 skips it), starting
+    drift_start seconds into their music. overrides:
     GenerateParams fields that win over the preset (steps, sampler, guidance, window_overlap, beat_sync).
     """
+    if drift_start < 0:
+        raise ValueError(f"drift_start must be >= 0 seconds into the music, got {drift_start}")
     clock = time.perf_counter()
     paths = list_clips(Path(data))
     if not paths:
@@ -417,7 +428,7 @@ def evaluate(
             first = loaded[0]
             report.drift = drift_scores(model, _frames_at_size(first.frames[:1], size)[0], first.style,
                                         drift_seconds, dataclasses.replace(base, fps=float(first.fps)), seed,
-                                        drift_dances)  # fmt: skip
+                                        drift_dances, drift_start)  # fmt: skip
     finally:
         model.train(was_training)
         if finder is not None:
