@@ -287,6 +287,25 @@ def load_train_state(run_dir: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+STAGES = {"lfae": "stage-1", "diffusion": "stage-2"}  # run kind -> the stage it trains, as messages name it
+
+
+def read_init_state(path: str, kind: str, needs: str, folder: str) -> dict[str, Any] | None:
+    """A new run's `init_weights`: None when `path` is a folder (a checkpoint, which the caller reads), else the
+    train_state.pt of a `kind` run holding `needs`; a clear error for anything else. `folder` names the folder
+    it may be instead."""
+    stage = STAGES[kind]
+    source = Path(path).expanduser()
+    if source.is_dir():
+        return None
+    if not source.is_file():
+        raise FileNotFoundError(f"init_weights {path} does not exist: give a {stage} run's train_state.pt or {folder}")
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("kind") != kind or needs not in state:
+        raise ValueError(f"init_weights {path} is not the train_state.pt of a {stage} ({kind}) run")
+    return state
+
+
 def _differences(old: Any, new: Any, prefix: str) -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []

@@ -55,6 +55,7 @@ from dance_any_beat.train.common import (
     lr_at,
     make_loader,
     params_digest,
+    read_init_state,
     resolve_amp,
     run_distributed,
     save_train_state,
@@ -174,17 +175,10 @@ def train_diffusion(config: DiffusionTrainConfig) -> Path:
 def initial_weights(path: str) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """(music encoder, U-Net) weights of a stage-2 run's train_state.pt (the averaged ones when it kept them) or
     of a dabfusion checkpoint folder, with a clear error for anything else."""
-    source = Path(path).expanduser()
-    if source.is_dir():
-        model = DabFusion.from_checkpoint(source)
+    state = read_init_state(path, "diffusion", "unet", "a dabfusion checkpoint folder")
+    if state is None:
+        model = DabFusion.from_checkpoint(Path(path).expanduser())
         return model.music.state_dict(), model.unet.state_dict()
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"init_weights {path} does not exist: give a stage-2 run's train_state.pt or a dabfusion checkpoint folder"
-        )
-    state = torch.load(source, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("kind") != "diffusion" or "unet" not in state:
-        raise ValueError(f"init_weights {path} is not the train_state.pt of a stage-2 (diffusion) run")
     return state.get("ema_music") or state["music"], state.get("ema_unet") or state["unet"]
 
 

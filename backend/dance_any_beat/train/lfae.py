@@ -47,6 +47,7 @@ from dance_any_beat.train.common import (
     lr_at,
     make_loader,
     params_digest,
+    read_init_state,
     resolve_amp,
     run_distributed,
     save_train_state,
@@ -132,17 +133,8 @@ class LFAEWithLoss(nn.Module):
 
 def initial_weights(path: str) -> dict[str, Tensor]:
     """LFAE weights from a stage-1 run's train_state.pt or a stage-1 checkpoint folder, with a clear error else."""
-    source = Path(path).expanduser()
-    if source.is_dir():
-        return load_lfae_checkpoint(source).state_dict()
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"init_weights {path} does not exist: give a stage-1 run's train_state.pt or its checkpoint folder"
-        )
-    state = torch.load(source, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("kind") != "lfae" or "model" not in state:
-        raise ValueError(f"init_weights {path} is not the train_state.pt of a stage-1 (lfae) run")
-    return state["model"]
+    state = read_init_state(path, "lfae", "model", "its checkpoint folder")
+    return load_lfae_checkpoint(Path(path).expanduser()).state_dict() if state is None else state["model"]
 
 
 def trainable_parameters(model: LFAE, trainable: str) -> list[nn.Parameter]:
