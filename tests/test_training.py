@@ -162,6 +162,24 @@ def test_decoder_fine_tune_trains_the_decoder_alone_and_ships_with_the_stage_2_m
     assert not (tmp_path / "refused").exists()
 
 
+def test_all_but_encoder_fine_tune_keeps_the_reference_latents_stage_2_is_conditioned_on(
+    data_dir: Path, lfae_run: Path, tmp_path: Path
+):
+    out = tmp_path / "motion"
+    train_lfae(lfae_config(data_dir, out, "trainable=all_but_encoder", f"init_weights={lfae_run / 'train_state.pt'}",
+                           "steps=20", "log_every=10"))  # fmt: skip
+    old = load_lfae_checkpoint(lfae_run / "checkpoint").state_dict()
+    new = load_lfae_checkpoint(out / "checkpoint").state_dict()
+    encoder = [k for k in old if k.startswith("encoder.")]
+    assert encoder and all(torch.equal(old[k], new[k]) for k in encoder)
+    for part in ("region_predictor.", "dense_motion.", "decoder."):
+        assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith(part)), part
+    with pytest.raises(ValueError, match="one of 'all', 'decoder', 'all_but_encoder'; got 'encoder'"):
+        lfae_config(data_dir, out, "trainable=encoder", f"init_weights={lfae_run / 'train_state.pt'}")
+    with pytest.raises(ValueError, match="trainable = 'all_but_encoder' fine-tunes an existing LFAE"):
+        lfae_config(data_dir, out, "trainable=all_but_encoder")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -84,6 +84,15 @@ class TimeMap:
         return np.where(t > knots[-1], after, np.where(t < 0.0, rates[0] * t, inside))
 
 
+def lerp_weights(positions: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation in time of `count` frames at fractional frame positions: (lo, hi, a) with each value
+    read as frames[lo] * (1 - a) + frames[hi] * a; positions beyond the ends hold the end frame."""
+    pos = np.clip(np.asarray(positions, np.float64), 0.0, count - 1)  # (N,)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, count - 1)
+    return lo, hi, pos - lo
+
+
 def kinetic_beat_times(flows: np.ndarray, fps: float, model_times: np.ndarray | None = None) -> np.ndarray:
     """Kinetic beats (speed minima, in seconds) of (M, 2, h, w) flows from the still at `fps`, played along
     model_times (model seconds at each step of a 60 fps output grid; None = the model's own timing), found on
@@ -94,10 +103,8 @@ def kinetic_beat_times(flows: np.ndarray, fps: float, model_times: np.ndarray | 
         model_times = np.arange(int(math.floor((m - 1) / fps * ANALYSIS_FPS)) + 1) / ANALYSIS_FPS
     if m < 2 or len(model_times) < 3:
         return np.zeros(0)
-    pos = np.clip(np.asarray(model_times, np.float64) * fps, 0.0, m - 1)  # (F,) model frames
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.clip(lo + 1, 0, m - 1)
-    a = (pos - lo)[:, None, None, None]
+    lo, hi, a = lerp_weights(np.asarray(model_times, np.float64) * fps, m)  # (F,) each, in model frames
+    a = a[:, None, None, None]
     fine = flows[lo] * (1.0 - a) + flows[hi] * a  # (F, 2, h, w)
     energy = motion_energy_from_flows(fine, kind="from_reference")  # (F,)
     return motion_beats(energy, ANALYSIS_FPS) / ANALYSIS_FPS

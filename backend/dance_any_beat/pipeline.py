@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from dance_any_beat import __version__
-from dance_any_beat.beat_sync import sync_positions
+from dance_any_beat.beat_sync import lerp_weights, sync_positions
 from dance_any_beat.diffusion import SAMPLER_NAMES, SamplerName, SamplingCancelled, make_sampler, sample
 from dance_any_beat.framing import Framing, FullResolution, PersonLayer, cut_out, dancer_region
 from dance_any_beat.models.dabfusion import DabFusion, FlowCoding, x0_to_motion
@@ -589,12 +589,9 @@ def resample_time(x0: Tensor, model_fps: float, fps: float, n_out: int) -> Tenso
 
 def sample_at(x0: Tensor, positions: np.ndarray) -> Tensor:
     """(B, C, M, h, w) -> (B, C, N, h, w) read at N fractional model-frame positions, linear in time."""
-    m = x0.shape[2]
-    pos = torch.as_tensor(np.asarray(positions, np.float64))  # (N,) in model frames
-    lo = pos.floor().long().clamp(0, m - 1)
-    hi = (lo + 1).clamp(max=m - 1)
-    a = (pos - lo.double()).clamp(0.0, 1.0).to(x0.dtype).to(x0.device).view(1, 1, -1, 1, 1)
-    return x0[:, :, lo.to(x0.device)] * (1.0 - a) + x0[:, :, hi.to(x0.device)] * a  # (B, C, N, h, w)
+    lo, hi, a = (torch.from_numpy(v).to(x0.device) for v in lerp_weights(positions, x0.shape[2]))  # (N,) each
+    a = a.to(x0.dtype).view(1, 1, -1, 1, 1)
+    return x0[:, :, lo] * (1.0 - a) + x0[:, :, hi] * a  # (B, C, N, h, w)
 
 
 def beat_synced(model: DabFusion, x0: Tensor, fps: float, n_out: int, beats: np.ndarray, strength: float) -> Tensor:

@@ -14,7 +14,10 @@ config is refused. OUT/log.csv has one row per `log_every` steps; OUT/checkpoint
 `--set trainable=decoder` fine-tunes only the decoder of an existing LFAE (`init_weights`; switch the
 equivariance terms off): the encoder and the motion networks stay frozen, so the flows, occlusions and reference
 latents a stage-2 model was trained on are unchanged and `dance-any-beat export --lfae` can ship the new decoder
-with it, as Stable Diffusion's VAE decoder was fine-tuned alone.
+with it, as Stable Diffusion's VAE decoder was fine-tuned alone. `--set trainable=all_but_encoder` also trains
+the motion networks but keeps the encoder, so the reference latents stage 2 is conditioned on stay the same: the
+flows change, so fine-tune stage 2 on the new LFAE after (`train diffusion --set init_weights=...`), which is then
+much shorter than training it anew.
 
 The plumbing both stages share (AMP, learning-rate schedule, resume checks, logs) is in `train.common`.
 """
@@ -55,6 +58,8 @@ from dance_any_beat.train.common import (
 )
 from dance_any_beat.train.datasets import FramePairs, open_source
 
+TRAINABLE = ("all", "decoder", "all_but_encoder")
+
 
 @dataclass
 class LFAETrainConfig:
@@ -72,7 +77,7 @@ class LFAETrainConfig:
     # model and loss
     model: LFAEConfig = field(default_factory=LFAEConfig)
     loss: LFAELossConfig = field(default_factory=LFAELossConfig)
-    trainable: Literal["all", "decoder"] = "all"  # "decoder": fine-tune the decoder alone (see the module doc)
+    trainable: Literal["all", "decoder", "all_but_encoder"] = "all"  # what is optimised; see the module doc
     affine_warmup_steps: int = 1000  # region motions ramp from shift-only to affine (see LFAE.set_affine_strength)
     # optimisation (AdamW; linear warm-up, then cosine decay to min_lr at `steps`)
     batch_size: int = 8  # per process; the effective batch is batch_size x processes
@@ -99,16 +104,16 @@ class LFAETrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_optimiser_settings(self)
-        if self.trainable not in ("all", "decoder"):
-            raise ValueError(f"trainable must be 'all' or 'decoder', got {self.trainable!r}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
         if self.trainable == "decoder":
             if self.loss.equivariance_shift_weight or self.loss.equivariance_affine_weight:
                 raise ValueError(
                     "trainable = 'decoder' freezes the region predictor, which the equivariance terms train: set "
                     "loss.equivariance_shift_weight = 0 and loss.equivariance_affine_weight = 0"
                 )
-            if not self.init_weights:
-                raise ValueError("trainable = 'decoder' fine-tunes an existing LFAE: set init_weights to it")
+        if self.trainable != "all" and not self.init_weights:
+            raise ValueError(f"trainable = {self.trainable!r} fine-tunes an existing LFAE: set init_weights to it")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -138,12 +143,14 @@ def initial_weights(path: str) -> dict[str, Tensor]:
 
 
 def trainable_parameters(model: LFAE, trainable: str) -> list[nn.Parameter]:
-    """The parameters a run optimises; with "decoder" every other one is frozen (no gradient is even computed)."""
+    """The parameters a run optimises; every other one is frozen (no gradient is even computed for it)."""
     if trainable == "all":
         return list(model.parameters())
     model.requires_grad_(False)
-    model.decoder.requires_grad_(True)
-    return list(model.decoder.parameters())
+    parts = [model.decoder] if trainable == "decoder" else [model.region_predictor, model.dense_motion, model.decoder]
+    for part in parts:
+        part.requires_grad_(True)
+    return [p for part in parts for p in part.parameters()]
 
 
 def train_lfae(config: LFAETrainConfig) -> Path:
