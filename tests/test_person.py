@@ -5,6 +5,11 @@ The dancer's exact mask comes from drawing the same pose on black and on white: 
 dancer covers the background (the floor shadow, which darkens the background, does not count).
 """
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -13,13 +18,25 @@ from dance_any_beat.data.moves import choreograph
 from dance_any_beat.data.procedural import make_clip
 from dance_any_beat.data.render import fit_camera, make_background, random_look, render
 from dance_any_beat.data.skeleton import J, forward_kinematics, random_proportions
-from dance_any_beat.vision.person import L_HIP, L_SHOULDER, R_HIP, R_SHOULDER, PersonError, PersonFinder, find_dancer
+from dance_any_beat.vision.person import (
+    L_HIP,
+    L_SHOULDER,
+    NATIVE_NOISE,
+    R_HIP,
+    R_SHOULDER,
+    PersonError,
+    PersonFinder,
+    find_dancer,
+)
 
 pytestmark = pytest.mark.slow  # ~5 s: mediapipe on a few dozen images
 
 # project joint -> mediapipe landmark (both by the person's side)
 SAME_JOINT = {"l_shoulder": L_SHOULDER, "r_shoulder": R_SHOULDER, "l_hip": L_HIP, "r_hip": R_HIP,
               "l_knee": 25, "r_knee": 26, "l_ankle": 27, "r_ankle": 28}  # fmt: skip
+
+
+EXAMPLE_STILL = Path(__file__).resolve().parents[1] / "examples" / "example_still.png"
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +219,24 @@ def test_landmarks_of_a_clip_follow_the_joints_and_mark_frames_without_anyone(fi
     for t in range(4):
         assert joint_error(points[t], clip.joints[t]) < 0.06, t
     assert (visibility[:4, [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]] > 0.5).all()
+
+
+def test_mediapipe_start_up_notices_are_dropped_and_nothing_else(tmp_path: Path):
+    # A fresh process: mediapipe prints its notices once per process, from native code, on file descriptor 2.
+    script = tmp_path / "find.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        import cv2
+        from dance_any_beat.vision.person import PersonFinder, native_noise_dropped
+        still = cv2.cvtColor(cv2.imread({str(EXAMPLE_STILL)!r}), cv2.COLOR_BGR2RGB)
+        with PersonFinder() as finder:
+            print("found", len(finder.find(still)))
+        with native_noise_dropped():
+            os.write(2, b"a native error line\\n")
+            print("a Python warning line", file=sys.stderr)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "found 1"
+    assert "a native error line" in done.stderr and "a Python warning line" in done.stderr
+    assert not [noise for noise in NATIVE_NOISE if noise in done.stderr], done.stderr

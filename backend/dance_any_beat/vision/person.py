@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -106,6 +110,39 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# What mediapipe's native code writes to stderr when a graph first runs, past GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL
+# (absl logs before it is initialised, TF Lite prints): notices, no errors, repeated on every job.
+NATIVE_NOISE = (
+    "inference_feedback_manager.cc",
+    "All log messages before absl::InitializeLog()",
+    "Created TensorFlow Lite XNNPACK delegate",
+)
+
+
+@contextmanager
+def native_noise_dropped() -> Iterator[None]:
+    """Hold what native code writes to file descriptor 2 meanwhile, then pass on every line but mediapipe's
+    start-up notices: nothing else is lost (a Python write in between is passed on too, after the block)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [
+                line for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                if not any(noise in line for noise in NATIVE_NOISE)
+            ]  # fmt: skip
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 class PersonFinder:
     """Holds mediapipe's Pose graphs (one per detection confidence, made on first use); reuse one for many
     images, then close() it or use it as a context manager."""
@@ -116,6 +153,7 @@ class PersonFinder:
 
         self._pose_module = mp.solutions.pose
         self._graphs: dict[float, Any] = {}
+        self._started: set[float] = set()  # graphs that have run once (their start-up notices are behind them)
 
     def _graph(self, confidence: float) -> Any:
         if confidence not in self._graphs:
@@ -131,6 +169,7 @@ class PersonFinder:
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
+        self._started.clear()
 
     def __enter__(self) -> PersonFinder:
         return self
@@ -152,7 +191,12 @@ class PersonFinder:
             image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
         with warnings.catch_warnings():  # protobuf 4 warns on every call that mediapipe uses a deprecated API
             warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
-            result = self._graph(confidence).process(image)
+            if confidence in self._started:
+                result = self._graph(confidence).process(image)
+            else:
+                with native_noise_dropped():
+                    result = self._graph(confidence).process(image)
+                self._started.add(confidence)
         if result.pose_landmarks is None or result.segmentation_mask is None:
             return None
         det_h, det_w = image.shape[:2]
