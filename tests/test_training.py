@@ -375,10 +375,19 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     }
     assert bundle.unet.num_frames == starter.num_frames == 16 and diffusion.music.parts == ("mel", "beats")
     assert diffusion.target_cache and not diffusion.target_cache.startswith("checkpoints")  # never committed
-    decoder = load_config(LFAETrainConfig, CONFIGS / "lfae_decoder_starter.toml")  # the shipped decoder's run
-    assert decoder.model == lfae.model and decoder.trainable == "decoder"
-    assert decoder.init_weights == f"{lfae.out}/train_state.pt"
+    # the shipped LFAE: stage 1, its motion networks and decoder trained on, then its decoder alone; stage 2 trained
+    # on stage 1's flows, then fine-tuned on the motion run's
+    motion = load_config(LFAETrainConfig, CONFIGS / "lfae_motion_starter.toml")
+    decoder = load_config(LFAETrainConfig, CONFIGS / "lfae_decoder_starter.toml")
+    assert motion.model == decoder.model == lfae.model
+    assert (motion.trainable, decoder.trainable) == ("all_but_encoder", "decoder")
+    assert decoder.init_weights == f"{motion.out}/train_state.pt"
     assert diffusion.lfae_checkpoint == f"{lfae.out}/checkpoint"
+    finetune = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune_starter.toml")
+    assert finetune.lfae_checkpoint == f"{motion.out}/checkpoint"
+    assert finetune.init_weights == f"{diffusion.out}/train_state.pt"
+    assert (finetune.model, finetune.data, finetune.music) == (diffusion.model, diffusion.data, diffusion.music)
+    assert finetune.target_cache != diffusion.target_cache  # another LFAE's targets
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 
