@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +58,13 @@ from dance_any_beat.train.common import (
 )
 from dance_any_beat.train.datasets import FramePairs, open_source
 
-TRAINABLE = ("all", "decoder", "all_but_encoder")
+Trainable = Literal["all", "decoder", "all_but_encoder"]
+# The LFAE parts each fine-tune mode optimises ("all": every one); the rest stay frozen.
+TRAINED_PARTS: dict[str, tuple[str, ...]] = {
+    "decoder": ("decoder",),
+    "all_but_encoder": ("region_predictor", "dense_motion", "decoder"),
+}
+TRAINABLE: tuple[str, ...] = get_args(Trainable)
 
 
 @dataclass
@@ -77,7 +83,7 @@ class LFAETrainConfig:
     # model and loss
     model: LFAEConfig = field(default_factory=LFAEConfig)
     loss: LFAELossConfig = field(default_factory=LFAELossConfig)
-    trainable: Literal["all", "decoder", "all_but_encoder"] = "all"  # what is optimised; see the module doc
+    trainable: Trainable = "all"  # what is optimised; see the module doc
     affine_warmup_steps: int = 1000  # region motions ramp from shift-only to affine (see LFAE.set_affine_strength)
     # optimisation (AdamW; linear warm-up, then cosine decay to min_lr at `steps`)
     batch_size: int = 8  # per process; the effective batch is batch_size x processes
@@ -147,7 +153,7 @@ def trainable_parameters(model: LFAE, trainable: str) -> list[nn.Parameter]:
     if trainable == "all":
         return list(model.parameters())
     model.requires_grad_(False)
-    parts = [model.decoder] if trainable == "decoder" else [model.region_predictor, model.dense_motion, model.decoder]
+    parts = [model.get_submodule(name) for name in TRAINED_PARTS[trainable]]
     for part in parts:
         part.requires_grad_(True)
     return [p for part in parts for p in part.parameters()]

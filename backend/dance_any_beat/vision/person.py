@@ -153,7 +153,6 @@ class PersonFinder:
 
         self._pose_module = mp.solutions.pose
         self._graphs: dict[float, Any] = {}
-        self._started: set[float] = set()  # graphs that have run once (their start-up notices are behind them)
 
     def _graph(self, confidence: float) -> Any:
         if confidence not in self._graphs:
@@ -169,7 +168,6 @@ class PersonFinder:
         for graph in self._graphs.values():
             graph.close()
         self._graphs.clear()
-        self._started.clear()
 
     def __enter__(self) -> PersonFinder:
         return self
@@ -191,12 +189,11 @@ class PersonFinder:
             image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
         with warnings.catch_warnings():  # protobuf 4 warns on every call that mediapipe uses a deprecated API
             warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)
-            if confidence in self._started:
+            if confidence in self._graphs:
                 result = self._graph(confidence).process(image)
-            else:
+            else:  # a new graph: its first run prints mediapipe's start-up notices
                 with native_noise_dropped():
                     result = self._graph(confidence).process(image)
-                self._started.add(confidence)
         if result.pose_landmarks is None or result.segmentation_mask is None:
             return None
         det_h, det_w = image.shape[:2]
