@@ -216,6 +216,33 @@ def test_compositing_keeps_visible_reference_pixels_and_decodes_hidden_ones():
     assert not LFAEConfig().composite_reference and cfg.composite_reference  # old checkpoints keep their meaning
 
 
+def test_a_guided_decoder_starts_as_its_unguided_self_and_learns_from_the_stills_own_pixels():
+    plain = tiny_model(composite_reference=True).eval()
+    guided = LFAE(dataclasses.replace(plain.config, decoder_guide=True)).eval()
+    result = guided.load_state_dict(plain.state_dict(), strict=False)
+    assert result.missing_keys and all(k.startswith("decoder.guides.") for k in result.missing_keys)
+    assert not result.unexpected_keys
+    s, h = plain.config.image_size, plain.config.latent_size
+    ref = images(2, s, seed=4)
+    flow = 0.05 * torch.randn(2, 2, h, h, generator=torch.Generator().manual_seed(0))
+    half = torch.full((2, 1, h, h), 0.5)
+    with torch.no_grad():
+        latent = plain.encode(ref)
+        # zero-initialised guides: the same frames as before, so fine-tuning starts from the shipped decoder
+        torch.testing.assert_close(guided.render(ref, latent, flow, half), plain.render(ref, latent, flow, half))
+        torch.testing.assert_close(guided(ref, ref).reconstruction, plain(ref, ref).reconstruction)
+        # once trained (here: any weights), the painted parts depend on the still's pixels, not only its latent
+        for injection in guided.decoder.guides:
+            torch.nn.init.normal_(injection.conv2.weight, std=0.1)
+        other = ref.flip(-1)
+        assert (guided.render(ref, latent, flow, half) - guided.render(other, latent, flow, half)).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="guided by the reference image .decoder_guide.: pass its guide"):
+        guided.decode(guided.warp(latent, flow, half))
+    with pytest.raises(ValueError, match="decoder_guide needs composite_reference = true"):
+        LFAEConfig(decoder_guide=True)
+    assert not LFAEConfig().decoder_guide  # old checkpoints keep their meaning
+
+
 def test_mask_bound_keeps_every_motion_alive():
     """Even a net that has learned to pick the background everywhere leaves each region a gradient-carrying weight."""
     for bound, floor in ((3.0, 1e-4), (0.0, 0.0)):

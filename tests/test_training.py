@@ -1,6 +1,7 @@
 """Both training stages end to end on a tiny procedural data set: losses fall, runs resume, DDP ranks agree,
 the stage-2 checkpoint is a complete model, and wrong checkpoints or settings get clear errors."""
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -160,6 +161,41 @@ def test_decoder_fine_tune_trains_the_decoder_alone_and_ships_with_the_stage_2_m
     assert main(["export", str(stage2), str(tmp_path / "refused"), "--lfae", str(other / "checkpoint")]) == 2
     assert "differs from the LFAE stage 2 was trained on outside its decoder" in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_guided_decoder_fine_tunes_from_an_unguided_lfae_and_ships_with_its_stage_2_model(
+    data_dir: Path, tmp_path: Path, capsys
+):
+    # a guide needs a compositing stage 1 (the shared tiny run decodes alone)
+    base = train_lfae(lfae_config(data_dir, tmp_path / "base", "model.composite_reference=true", "steps=6"))
+    before = load_lfae_checkpoint(base / "checkpoint")
+    out = tmp_path / "guided"
+    fine = ["trainable=decoder", f"init_weights={base / 'train_state.pt'}", "model.composite_reference=true",
+            "model.decoder_guide=true", "loss.equivariance_shift_weight=0", "loss.equivariance_affine_weight=0"]
+    train_lfae(lfae_config(data_dir, out, *fine, "steps=20", "log_every=10"))  # fmt: skip
+    after = load_lfae_checkpoint(out / "checkpoint")
+    assert after.config.decoder_guide
+    old, new = before.state_dict(), after.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("decoder."))  # same flows
+    assert any(new[k].abs().max() > 0 for k in new if k.startswith("decoder.guides.") and k.endswith("conv2.weight"))
+
+    # it ships with the stage-2 model made on the unguided stage 1, which then renders with the guide
+    tiny = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
+    bundle_config = DabFusionConfig.assemble(before.config, tiny.model, tiny.diffusion, tiny.music, tiny.data)
+    stage2 = DabFusion(bundle_config, lfae=before).save(tmp_path / "stage2")
+    assert main(["export", str(stage2), str(tmp_path / "shipped"), "--lfae", str(out / "checkpoint")]) == 0
+    shipped = DabFusion.from_checkpoint(tmp_path / "shipped")
+    assert shipped.config.lfae.decoder_guide and params_digest(shipped.lfae) == params_digest(after)
+
+    # init weights that do not fit the model are refused by name, not with a wall of missing keys
+    with pytest.raises(ValueError, match="does not fit this run's .model."):
+        train_lfae(lfae_config(data_dir, tmp_path / "wrong", *fine, "model.latent_channels=8", "steps=2"))
+    # and an LFAE that differs outside the decoder's settings is still refused at export
+    capsys.readouterr()
+    other = train_lfae(lfae_config(data_dir, tmp_path / "other", "model.composite_reference=true",
+                                   "model.num_regions=3", "steps=2"))  # fmt: skip
+    assert main(["export", str(stage2), str(tmp_path / "refused"), "--lfae", str(other / "checkpoint")]) == 2
+    assert "only the decoder's settings" in capsys.readouterr().err
 
 
 def test_all_but_encoder_fine_tune_keeps_the_reference_latents_stage_2_is_conditioned_on(
@@ -382,6 +418,10 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert motion.model == decoder.model == lfae.model
     assert (motion.trainable, decoder.trainable) == ("all_but_encoder", "decoder")
     assert decoder.init_weights == f"{motion.out}/train_state.pt"
+    # then that decoder given the image guide and fine-tuned alone again: what ships
+    guided = load_config(LFAETrainConfig, CONFIGS / "lfae_guided_decoder_starter.toml")
+    assert guided.model == dataclasses.replace(lfae.model, decoder_guide=True) and guided.trainable == "decoder"
+    assert guided.init_weights == f"{decoder.out}/train_state.pt"
     assert diffusion.lfae_checkpoint == f"{lfae.out}/checkpoint"
     finetune = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune_starter.toml")
     assert finetune.lfae_checkpoint == f"{motion.out}/checkpoint"

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from dance_any_beat.checkpoint import CheckpointError, load_checkpoint, load_part, read_config, save_checkpoint
 from dance_any_beat.diffusion import Conditioning, DiffusionConfig
-from dance_any_beat.models.lfae import LFAE, LFAEConfig
+from dance_any_beat.models.lfae import LFAE, Decoder, LFAEConfig
 from dance_any_beat.models.unet3d import UNet3D, UNet3DConfig
 from dance_any_beat.music.encoder import (
     FrozenTower,
@@ -332,6 +332,13 @@ def music_with_weights(music: MusicEncoderConfig, weights: Mapping[str, str | No
 # The bundle
 
 
+DECODER_FIELDS = ("decoder_res_blocks", "decoder_guide")  # LFAE settings only the decoder reads
+
+
+def decoder_fields(config: LFAEConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in DECODER_FIELDS}
+
+
 class DabFusion(nn.Module):
     """LFAE + music encoder + U-Net, built from one `DabFusionConfig`; the unit the pipeline loads and saves.
 
@@ -410,8 +417,11 @@ class DabFusion(nn.Module):
     def take_decoder(self, lfae: LFAE, source: str | Path = "the given LFAE") -> None:
         """Use `lfae`'s decoder: allowed only when everything stage 2 learned from (encoder, region predictor,
         dense motion) is weight for weight this model's own, as after `train lfae` with trainable = "decoder"."""
-        if lfae.config != self.config.lfae:
-            raise CheckpointError(f"{source} was built with another LFAE config than this model's stage 1")
+        if dataclasses.replace(lfae.config, **decoder_fields(self.config.lfae)) != self.config.lfae:
+            raise CheckpointError(
+                f"{source} was built with another LFAE config than this model's stage 1 (only the decoder's "
+                f"settings, {', '.join(DECODER_FIELDS)}, may differ)"
+            )
         own = self.lfae.state_dict()
         changed = [
             key for key, value in lfae.state_dict().items()
@@ -424,7 +434,10 @@ class DabFusion(nn.Module):
                 "'decoder' from this model's stage 1, or retrain stage 2 on it (train diffusion --set "
                 "lfae_checkpoint=...)"
             )
-        self.lfae.decoder.load_state_dict(lfae.decoder.state_dict())
+        decoder = Decoder(lfae.config).to(self.lfae.encoder.stem.weight)  # this model's device and dtype
+        decoder.load_state_dict(lfae.decoder.state_dict())
+        self.config.lfae = self.lfae.config = lfae.config
+        self.lfae.decoder = decoder.requires_grad_(False).eval()
 
     # -- the steps of generation
 

@@ -64,10 +64,15 @@ class LFAEConfig:
     composite_reference: bool = False  # the frame = occlusion x the reference image warped at full resolution +
     #                                    (1 - occlusion) x the decoder's frame: visible parts keep the reference's
     #                                    pixels (sharp), the decoder paints only what the reference hides
+    decoder_guide: bool = False  # the decoder also sees the reference warped at full resolution and the occlusion
+    #                              map at each of its upsampled resolutions, so it paints hidden parts with the
+    #                              still's own texture nearby rather than from the 32x32 latent alone
     occlusion_bias: float = 2.0  # initial bias of the occlusion logit: sigmoid(2) = 0.88, mostly visible at start
     norm_groups: int = 8  # GroupNorm groups (the largest divisor of each width that is <= this)
 
     def __post_init__(self) -> None:
+        if self.decoder_guide and not self.composite_reference:
+            raise ValueError("decoder_guide needs composite_reference = true (both use the reference image)")
         ratio = self.image_size // max(self.latent_size, 1)
         if self.latent_size < 1 or ratio * self.latent_size != self.image_size or ratio & (ratio - 1) or ratio < 1:
             raise ValueError(
@@ -137,12 +142,34 @@ class Encoder(nn.Module):
         return self.res(x)  # (B, C, h, w)
 
 
+GUIDE_CHANNELS = 4  # the decoder's image guide: the reference warped at full resolution (RGB) + visibility
+
+
+class GuideInjection(nn.Module):
+    """Image guide (B, 4, H, W) -> features (B, C, H, W) to add to the decoder's at that resolution.
+
+    The last conv starts at zero, so a decoder that gains a guide renders exactly as before and can be
+    fine-tuned from its unguided weights.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(GUIDE_CHANNELS, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, guide: Tensor) -> Tensor:
+        return self.conv2(F.silu(self.conv1(guide)))  # (B, C, H, W)
+
+
 class Decoder(nn.Module):
     """Warped, occlusion-masked latent (B, C, h, w) -> image (B, 3, S, S) in [0, 1].
 
     Residual blocks at latent resolution fill in what the occlusion map zeroed out; then per doubling, a
     (narrowing) residual block and nearest upsampling mirror the encoder; at full resolution a 3x3 conv refines
-    the upsampled features and a 7x7 conv + sigmoid gives RGB.
+    the upsampled features and a 7x7 conv + sigmoid gives RGB. With `decoder_guide`, each upsampled
+    resolution also gets the image guide (see `LFAE.image_guide`), area-averaged to its size.
     """
 
     def __init__(self, config: LFAEConfig) -> None:
@@ -150,13 +177,20 @@ class Decoder(nn.Module):
         widths, groups = config.encoder_widths(), config.norm_groups
         self.res = nn.Sequential(*[ResBlock(widths[-1], groups=groups) for _ in range(config.decoder_res_blocks)])
         self.up = nn.ModuleList([ResBlock(widths[i + 1], widths[i], groups) for i in reversed(range(config.num_down))])
+        self.guides = (
+            nn.ModuleList([GuideInjection(widths[i]) for i in reversed(range(config.num_down))])
+            if config.decoder_guide
+            else None
+        )
         self.refine = nn.Conv2d(widths[0], widths[0], 3, padding=1)
         self.out = nn.Conv2d(widths[0], 3, 7, padding=3)
 
-    def forward(self, latent: Tensor) -> Tensor:
+    def forward(self, latent: Tensor, guide: Tensor | None = None) -> Tensor:
         x = self.res(latent)  # (B, C, h, w)
-        for block in self.up:
+        for i, block in enumerate(self.up):
             x = F.interpolate(block(x), scale_factor=2.0, mode="nearest")  # (B, W_i, 2h, 2w)
+            if self.guides is not None:
+                x = x + self.guides[i](F.interpolate(guide, size=x.shape[-2:], mode="area"))  # (B, W_i, 2h, 2w)
         x = self.refine(F.silu(x))  # (B, W0, S, S)
         return torch.sigmoid(self.out(F.silu(x)))  # (B, 3, S, S)
 
@@ -290,33 +324,55 @@ class LFAE(nn.Module):
         )
         return warping.warp(latent, flow, occlusion)  # (B, C, h, w)
 
-    def decode(self, latent: Tensor) -> Tensor:
-        """Warped, occlusion-masked latent (B, C, h, w) -> image (B, 3, S, S) in [0, 1]."""
+    def decode(self, latent: Tensor, guide: Tensor | None = None) -> Tensor:
+        """Warped, occlusion-masked latent (B, C, h, w) -> image (B, 3, S, S) in [0, 1]; `guide` (B, 4, S, S) from
+        `image_guide` is needed with `decoder_guide` and ignored without it."""
         h = self.config.latent_size
         assert latent.ndim == 4 and tuple(latent.shape[1:]) == (self.config.latent_channels, h, h), (
             f"latent must be (B, {self.config.latent_channels}, {h}, {h}), got {tuple(latent.shape)}"
         )
-        return self.decoder(latent)
+        if self.config.decoder_guide and guide is None:
+            raise ValueError("this LFAE's decoder is guided by the reference image (decoder_guide): pass its guide")
+        return self.decoder(latent, guide if self.config.decoder_guide else None)
+
+    def image_guide(self, ref_image: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
+        """The reference warped at full resolution by the flow (B, 2, h, w) and the occlusion (B, 1, h, w)
+        upsampled, side by side: (B, 4, S, S), what `composite` blends and a guided decoder sees."""
+        self._check_image(ref_image, "ref_image")
+        s = self.config.image_size
+        warped = warp_full_res(ref_image.to(flow.dtype), flow)  # (B, 3, S, S), edges repeated
+        visible = upsample_occlusion(occlusion, (s, s)).to(flow.dtype)  # (B, 1, S, S)
+        return torch.cat([warped, visible], dim=1)
 
     def render(self, ref_image: Tensor | None, ref_latent: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
         """The frame (B, 3, S, S) that a flow (B, 2, h, w) and occlusion (B, 1, h, w) make of the reference.
 
         ref_image (B, 3, S, S) is needed only with `composite_reference` (the default config decodes alone).
         """
-        decoded = self.decode(self.warp(ref_latent, flow, occlusion))  # (B, 3, S, S)
-        return self.composite(ref_image, decoded, flow, occlusion)
+        return self._render(ref_image, self.warp(ref_latent, flow, occlusion), flow, occlusion)
 
-    def composite(self, ref_image: Tensor | None, decoded: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
+    def _render(self, ref_image: Tensor | None, warped: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
+        if not self.config.composite_reference:
+            return self.decode(warped)
+        if ref_image is None:
+            raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
+        guide = self.image_guide(ref_image, flow, occlusion)  # (B, 4, S, S)
+        decoded = self.decode(warped, guide)  # (B, 3, S, S)
+        return self.composite(ref_image, decoded, flow, occlusion, guide)
+
+    def composite(
+        self, ref_image: Tensor | None, decoded: Tensor, flow: Tensor, occlusion: Tensor, guide: Tensor | None = None
+    ) -> Tensor:
         """With `composite_reference`: visible parts from the reference warped at full resolution, hidden parts
-        from the decoder's frame. Without it, the decoder's frame as it is."""
+        from the decoder's frame. Without it, the decoder's frame as it is. `guide`: `image_guide`'s, if made."""
         if not self.config.composite_reference:
             return decoded
         if ref_image is None:
             raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
-        self._check_image(ref_image, "ref_image")
-        s = self.config.image_size
-        visible = upsample_occlusion(occlusion, (s, s)).to(decoded.dtype)  # (B, 1, S, S)
-        warped = warp_full_res(ref_image.to(decoded.dtype), flow)  # (B, 3, S, S), edges repeated
+        if guide is None:
+            guide = self.image_guide(ref_image, flow, occlusion)
+        guide = guide.to(decoded.dtype)
+        warped, visible = guide[:, :3], guide[:, 3:]  # (B, 3, S, S), (B, 1, S, S)
         return visible * warped + (1.0 - visible) * decoded  # (B, 3, S, S)
 
     def forward(self, ref_image: Tensor, drive_image: Tensor) -> LFAEOutput:
@@ -325,7 +381,7 @@ class LFAE(nn.Module):
         motion = self.predict_flow(ref_image, drive_image)
         warped = self.warp(ref_latent, motion.flow, motion.occlusion)  # (B, C, h, w)
         return LFAEOutput(
-            reconstruction=self.composite(ref_image, self.decode(warped), motion.flow, motion.occlusion),
+            reconstruction=self._render(ref_image, warped, motion.flow, motion.occlusion),
             ref_latent=ref_latent,
             warped_latent=warped,
             motion=motion,

@@ -148,6 +148,22 @@ def initial_weights(path: str) -> dict[str, Tensor]:
     return load_lfae_checkpoint(Path(path).expanduser()).state_dict() if state is None else state["model"]
 
 
+GROWN_LAYERS = ("decoder.guides.",)  # layers a model may add to its init_weights: they start as no-ops
+
+
+def load_initial_weights(model: LFAE, state: dict[str, Tensor], source: str) -> None:
+    """Load init_weights; layers added since (`decoder_guide`) keep their zero start, anything else must match."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape
+        raise ValueError(f"init_weights {source} does not fit this run's [model]: {err}") from None
+    missing = [k for k in result.missing_keys if not k.startswith(GROWN_LAYERS)]
+    if missing or result.unexpected_keys:
+        extra = result.unexpected_keys[:3]
+        detail = f"lacks {missing[:3]}" if missing else f"has layers this model lacks, e.g. {extra}"
+        raise ValueError(f"init_weights {source} does not fit this run's [model]: it {detail}")
+
+
 def trainable_parameters(model: LFAE, trainable: str) -> list[nn.Parameter]:
     """The parameters a run optimises; every other one is frozen (no gradient is even computed for it)."""
     if trainable == "all":
@@ -194,7 +210,7 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
         step = int(state["step"])
         del state
     elif config.init_weights:
-        model.load_state_dict(initial_weights(config.init_weights))
+        load_initial_weights(model, initial_weights(config.init_weights), config.init_weights)
     generator = seeded_generator(device, config.seed, info.rank, step)  # the loss's random warps
 
     wrapped = LFAEWithLoss(model, criterion)
