@@ -418,16 +418,22 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert motion.model == decoder.model == lfae.model
     assert (motion.trainable, decoder.trainable) == ("all_but_encoder", "decoder")
     assert decoder.init_weights == f"{motion.out}/train_state.pt"
-    # then that decoder given the image guide and fine-tuned alone again: what ships
-    guided = load_config(LFAETrainConfig, CONFIGS / "lfae_guided_decoder_starter.toml")
-    assert guided.model == dataclasses.replace(lfae.model, decoder_guide=True) and guided.trainable == "decoder"
-    assert guided.init_weights == f"{decoder.out}/train_state.pt"
+    # then, with the image guide grown on its decoder, the motion networks and decoder trained on again: what ships
+    guided = load_config(LFAETrainConfig, CONFIGS / "lfae_motion_guided_starter.toml")
+    assert guided.model == dataclasses.replace(lfae.model, decoder_guide=True)
+    assert (guided.trainable, guided.init_weights) == ("all_but_encoder", f"{decoder.out}/train_state.pt")
     assert diffusion.lfae_checkpoint == f"{lfae.out}/checkpoint"
     finetune = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune_starter.toml")
     assert finetune.lfae_checkpoint == f"{motion.out}/checkpoint"
     assert finetune.init_weights == f"{diffusion.out}/train_state.pt"
     assert (finetune.model, finetune.data, finetune.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune.target_cache != diffusion.target_cache  # another LFAE's targets
+    # stage 2 fine-tuned again on the guided motion run's flows, from the first fine-tune, into its folder
+    finetune2 = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune2_starter.toml")
+    assert finetune2.lfae_checkpoint == f"{guided.out}/checkpoint" and finetune2.out == finetune.out
+    assert (finetune2.model, finetune2.data, finetune2.music) == (diffusion.model, diffusion.data, diffusion.music)
+    assert finetune2.target_cache not in (diffusion.target_cache, finetune.target_cache)
+    assert finetune2.init_weights and not finetune2.init_weights.startswith(finetune.out)  # a copy: out is rewritten
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 

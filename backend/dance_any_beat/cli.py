@@ -423,8 +423,8 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="(auto)")
     ev.add_argument("--drift-seconds", type=float, default=16.0, metavar="S",
                     help="length of the long dance whose last 4 s are compared with its first 4 s (16; 0 = skip)")
-    ev.add_argument("--drift-dances", type=int, default=8, metavar="N",
-                    help="long dances (seeds) the drift scores are averaged over (8)")
+    ev.add_argument("--drift-dances", type=int, default=16, metavar="N",
+                    help="long dances (seeds) the drift scores are averaged over (16: a 4 s segment's BAS is noisy)")
     ev.add_argument("--drift-start", type=float, default=0.0, metavar="S",
                     help="start the long dances S seconds into their music, as a shot cut from a song does, "
                     "instead of at its first sample (0)")
