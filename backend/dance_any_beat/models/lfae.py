@@ -335,9 +335,11 @@ class LFAE(nn.Module):
             raise ValueError("this LFAE's decoder is guided by the reference image (decoder_guide): pass its guide")
         return self.decoder(latent, guide if self.config.decoder_guide else None)
 
-    def image_guide(self, ref_image: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
+    def image_guide(self, ref_image: Tensor | None, flow: Tensor, occlusion: Tensor) -> Tensor:
         """The reference warped at full resolution by the flow (B, 2, h, w) and the occlusion (B, 1, h, w)
         upsampled, side by side: (B, 4, S, S), what `composite` blends and a guided decoder sees."""
+        if ref_image is None:
+            raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
         self._check_image(ref_image, "ref_image")
         s = self.config.image_size
         warped = warp_full_res(ref_image.to(flow.dtype), flow)  # (B, 3, S, S), edges repeated
@@ -352,13 +354,9 @@ class LFAE(nn.Module):
         return self._render(ref_image, self.warp(ref_latent, flow, occlusion), flow, occlusion)
 
     def _render(self, ref_image: Tensor | None, warped: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
-        if not self.config.composite_reference:
-            return self.decode(warped)
-        if ref_image is None:
-            raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
-        guide = self.image_guide(ref_image, flow, occlusion)  # (B, 4, S, S)
-        decoded = self.decode(warped, guide)  # (B, 3, S, S)
-        return self.composite(ref_image, decoded, flow, occlusion, guide)
+        """Decode the warped latent and composite; the image guide, when compositing, is made once for both."""
+        guide = self.image_guide(ref_image, flow, occlusion) if self.config.composite_reference else None
+        return self.composite(ref_image, self.decode(warped, guide), flow, occlusion, guide)
 
     def composite(
         self, ref_image: Tensor | None, decoded: Tensor, flow: Tensor, occlusion: Tensor, guide: Tensor | None = None
@@ -367,10 +365,8 @@ class LFAE(nn.Module):
         from the decoder's frame. Without it, the decoder's frame as it is. `guide`: `image_guide`'s, if made."""
         if not self.config.composite_reference:
             return decoded
-        if ref_image is None:
-            raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
         if guide is None:
-            guide = self.image_guide(ref_image, flow, occlusion)
+            guide = self.image_guide(ref_image, flow, occlusion)  # (B, 4, S, S)
         guide = guide.to(decoded.dtype)
         warped, visible = guide[:, :3], guide[:, 3:]  # (B, 3, S, S), (B, 1, S, S)
         return visible * warped + (1.0 - visible) * decoded  # (B, 3, S, S)
