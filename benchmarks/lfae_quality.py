@@ -8,9 +8,9 @@ For each clip the first frame is the reference and every 6th frame a driving fra
   ignores motion would score). The issue's target for the starter is SSIM >= 0.90 and PSNR >= 26 dB at 128 px.
 - Where the squared error is: on pixels that did not change between the two frames (the set, with a still
   camera) or on those that did (the dancer, and the whole frame when the camera drifts), with the PSNR of each.
-- With a compositing LFAE, the PSNR it would reach if its decoder painted the hidden parts perfectly (the true
-  frame there, the same flow and occlusion map): how much a better decoder alone could gain. The rest of the gap
-  is the flow's.
+- With a compositing LFAE, the SSIM and PSNR it would reach if its decoder painted the hidden parts perfectly (the
+  true frame there, the same flow and occlusion map): how much a better decoder alone could gain. The rest of the
+  gap is the flow's.
 `--checkpoint` takes a stage-1 checkpoint (a `train lfae` run's checkpoint folder) or a full model's folder.
 """
 
@@ -48,7 +48,8 @@ def pooled_psnr(squared_error: float, pixels: int) -> float:
 @torch.no_grad()
 def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
     size = model.config.image_size
-    scores: dict[str, list[float]] = {"ssim": [], "psnr": [], "copy_ssim": [], "copy_psnr": [], "painted_psnr": []}
+    names = ("ssim", "psnr", "copy_ssim", "copy_psnr", "painted_ssim", "painted_psnr")
+    scores: dict[str, list[float]] = {name: [] for name in names}
     error = {"unchanged": 0.0, "changed": 0.0}
     pixels = {"unchanged": 0, "changed": 0}
     for clip_dir in clip_dirs:
@@ -66,6 +67,7 @@ def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
         scores["copy_psnr"] += psnr(ref, drive, data_range=1.0).tolist()
         if model.config.composite_reference:  # the hidden parts as they truly are: a perfect decoder
             painted = model.composite(ref, drive, out.motion.flow, out.motion.occlusion).clamp(0.0, 1.0)
+            scores["painted_ssim"] += ssim(painted, drive, data_range=1.0).tolist()
             scores["painted_psnr"] += psnr(painted, drive, data_range=1.0).tolist()
         squared = ((recon - drive) ** 2).mean(dim=1)  # (B, S, S)
         unchanged = (ref - drive).abs().amax(dim=1) < STILL  # (B, S, S)
@@ -91,7 +93,8 @@ def table(r: dict[str, float]) -> str:
         "|---|---|---|",
         f"| reconstruction ({r['pairs']} pairs) | {r['ssim']:.3f} | {r['psnr']:.2f} |",
         f"| copying the reference | {r['copy_ssim']:.3f} | {r['copy_psnr']:.2f} |",
-        f"| hidden parts painted perfectly (same flow) | - | {f(r['painted_psnr'], '.2f')} |",
+        f"| hidden parts painted perfectly (same flow) | {f(r['painted_ssim'], '.3f')} | "
+        f"{f(r['painted_psnr'], '.2f')} |",
         "",
         "| pixels | share of pixels | share of squared error | PSNR dB there |",
         "|---|---|---|---|",

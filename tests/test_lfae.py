@@ -243,6 +243,54 @@ def test_a_guided_decoder_starts_as_its_unguided_self_and_learns_from_the_stills
     assert not LFAEConfig().decoder_guide  # old checkpoints keep their meaning
 
 
+def test_learned_upsampling_starts_bilinear_and_learns_to_put_a_motion_edge_on_the_stills_edge():
+    from dance_any_beat.models.lfae import bilinear_neighbour_weights
+    from dance_any_beat.warp import upsample_flow, upsample_occlusion
+
+    torch.manual_seed(0)
+    model = LFAE(tiny_config(composite_reference=True, decoder_guide=True, learned_upsampling=True))
+    s, h = model.config.image_size, model.config.latent_size  # 64, 16: 4 fine pixels per latent pixel
+    # the neighbour weights that stand for bilinear upsampling are bilinear upsampling, exactly
+    smooth = F.interpolate(torch.randn(1, 2, 4, 4), size=(h, h), mode="bilinear")  # (1, 2, h, h)
+    weights = bilinear_neighbour_weights(s // h)  # (9, r, r)
+    torch.testing.assert_close(weights.sum(0), torch.ones(s // h, s // h))
+    neighbours = F.unfold(F.pad(smooth, (1, 1, 1, 1), mode="replicate"), 3).reshape(1, 2, 9, 1, 1, h, h)
+    by_weights = (weights[None, None, :, :, :, None, None] * neighbours).sum(2).permute(0, 1, 4, 2, 5, 3)
+    torch.testing.assert_close(by_weights.reshape(1, 2, s, s), upsample_flow(smooth, (s, s)))
+
+    # a bright bar (columns 26-37, not on the 4-pixel grid; soft edges, so the photometric loss has a gradient)
+    # moves 3 pixels right over a still black background
+    ref = torch.zeros(1, 3, s, s)
+    ref[..., 26:38] = 1.0
+    ref = F.avg_pool2d(ref, (1, 5), stride=1, padding=(0, 2), count_include_pad=False)
+    drive = ref.roll(3, dims=-1)
+    true_flow = torch.zeros(1, 2, s, s)
+    true_flow[:, 0, :, 29:41] = -3 * 2.0 / s  # drive pixels on the bar read the reference 3 pixels to their left
+    flow = F.avg_pool2d(true_flow, s // h)  # (1, 2, h, h): what a latent flow can say, edges blurred
+    visible = torch.ones(1, 1, h, h)
+    upsampler = model.decoder.upsampler
+    with torch.no_grad():  # a new upsampler is bilinear upsampling (to ~1e-3 of a neighbour's difference)
+        fine, occ = upsampler(ref, flow, visible)
+        torch.testing.assert_close(fine, upsample_flow(flow, (s, s)), atol=5e-3 * flow.abs().max(), rtol=0)
+        torch.testing.assert_close(occ, upsample_occlusion(visible, (s, s)))
+
+    def error() -> torch.Tensor:
+        return (model.image_guide(ref, flow, visible)[:, :3] - drive).abs().mean()
+
+    with torch.no_grad():
+        bilinear_error = error()
+    optimiser = torch.optim.Adam(upsampler.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimiser.zero_grad()
+        error().backward()
+        optimiser.step()
+    with torch.no_grad():
+        assert error() < 0.5 * bilinear_error, (float(error()), float(bilinear_error))
+    with pytest.raises(ValueError, match="learned_upsampling needs decoder_guide = true"):
+        LFAEConfig(composite_reference=True, learned_upsampling=True)
+    assert not LFAEConfig().learned_upsampling  # old checkpoints keep their meaning
+
+
 def test_mask_bound_keeps_every_motion_alive():
     """Even a net that has learned to pick the background everywhere leaves each region a gradient-carrying weight."""
     for bound, floor in ((3.0, 1e-4), (0.0, 0.0)):

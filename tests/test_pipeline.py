@@ -154,6 +154,30 @@ def test_flows_are_mapped_back_through_the_framing(model, tiny_dabfusion_config,
         assert np.abs(frame[: height - fy, : width - fx] - expected).max() <= 2
 
 
+def test_a_learned_upsampler_gives_the_full_resolution_warp_its_flow(
+    tiny_dabfusion_config, song, tmp_path, monkeypatch
+):
+    """An LFAE with learned upsampling warps the still by its own 4x flow: the one-pixel shift stays exact (a
+    convex mix of equal flows is that flow) and the upsampler runs for the full-resolution frames too."""
+    lfae = dataclasses.replace(tiny_dabfusion_config.lfae, composite_reference=True, decoder_guide=True,
+                               learned_upsampling=True)  # fmt: skip
+    torch.manual_seed(1)
+    learned = DabFusion(dataclasses.replace(tiny_dabfusion_config, lfae=lfae)).eval()
+    torch.nn.init.normal_(learned.lfae.decoder.upsampler.net[-1].weight, std=0.5)  # far from bilinear
+    calls = []
+    learned.lfae.decoder.upsampler.register_forward_hook(lambda module, args, out: calls.append(out[0].shape))
+    width, height = 70, 45
+    image = write_still(tmp_path / "still.png", width, height, seed=4).astype(int)
+    _, _, w, _ = Framing.fit(width, height, 32).box
+    flow_x = (2.0 / width) * (w / 32) / tiny_dabfusion_config.data.flow_scale  # one still pixel to the right
+    monkeypatch.setattr(pipeline, "sample", fake_sampler(flow_x, 0.0))
+    params = GenerateParams(seconds=1.0, fps=2.0, steps=2, resolution="full")
+    result = generate(learned, tmp_path / "still.png", song[0], tmp_path / "shifted", params)
+    frame = read_png_frames(result.frames_dir)[0].astype(int)
+    assert np.abs(frame[:, : width - 1] - image[:, 1:]).max() <= 2
+    assert calls == [(2, 2, 32, 32)] * 2  # the model's own frames, then the full-resolution warp's flow
+
+
 def test_windows_are_cross_faded_and_resampled_in_time(model, monkeypatch):
     """Window k of a fake sampler is all k: the overlap frames blend k-1 into k, and the time resampling is linear."""
     calls = []

@@ -50,15 +50,16 @@ def test_frame_pairs_are_two_frames_of_one_clip(source):
     pairs = FramePairs(source, size=32, pairs_per_clip=4, seed=1)
     assert len(pairs) == 12
     item = pairs[5]
-    assert set(item) == {"ref", "drive"}
-    for image in item.values():
+    assert set(item) == {"ref", "drive", "ref_joints", "drive_joints"}  # procedural clips know their skeleton
+    assert item["ref_joints"].shape == (18, 2)
+    for image in (item["ref"], item["drive"]):
         assert image.shape == (3, 32, 32) and image.dtype == torch.float32
         assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.01
     # both frames come from clip 5 // 4 = 1, resized from 64 px
     clip = read_clip(source.clips[1])
     frames = torch.from_numpy(np.stack([cv2.resize(f, (32, 32), interpolation=cv2.INTER_AREA)
                                         for f in clip.frames])).float().div(255).permute(0, 3, 1, 2)
-    for image in item.values():
+    for image in (item["ref"], item["drive"]):
         assert (frames - image).abs().amax(dim=(1, 2, 3)).min() < 1e-6
 
 

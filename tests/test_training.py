@@ -171,13 +171,20 @@ def test_a_guided_decoder_fine_tunes_from_an_unguided_lfae_and_ships_with_its_st
     before = load_lfae_checkpoint(base / "checkpoint")
     out = tmp_path / "guided"
     fine = ["trainable=decoder", f"init_weights={base / 'train_state.pt'}", "model.composite_reference=true",
-            "model.decoder_guide=true", "loss.equivariance_shift_weight=0", "loss.equivariance_affine_weight=0"]
+            "model.decoder_guide=true", "model.learned_upsampling=true", "loss.equivariance_shift_weight=0",
+            "loss.equivariance_affine_weight=0", "grown_lr_scale=10"]
     train_lfae(lfae_config(data_dir, out, *fine, "steps=20", "log_every=10"))  # fmt: skip
     after = load_lfae_checkpoint(out / "checkpoint")
-    assert after.config.decoder_guide
+    assert after.config.decoder_guide and after.config.learned_upsampling
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if not k.startswith("decoder."))  # same flows
     assert any(new[k].abs().max() > 0 for k in new if k.startswith("decoder.guides.") and k.endswith("conv2.weight"))
+    assert new["decoder.upsampler.net.6.weight"].abs().max() > 0  # the upsampler's zero start was trained too
+    # the grown layers (guides, upsampler) learn at 10x the rate of the decoder they were grown on
+    groups = torch.load(out / "train_state.pt", weights_only=False)["optimizer"]["param_groups"]
+    grown = [n for n in new if n.startswith(("decoder.guides.", "decoder.upsampler.")) and "prior" not in n]
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0] and len(groups[1]["params"]) == len(grown)
+    assert groups[1]["lr"] == pytest.approx(10.0 * groups[0]["lr"])
 
     # it ships with the stage-2 model made on the unguided stage 1, which then renders with the guide
     tiny = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
@@ -185,7 +192,7 @@ def test_a_guided_decoder_fine_tunes_from_an_unguided_lfae_and_ships_with_its_st
     stage2 = DabFusion(bundle_config, lfae=before).save(tmp_path / "stage2")
     assert main(["export", str(stage2), str(tmp_path / "shipped"), "--lfae", str(out / "checkpoint")]) == 0
     shipped = DabFusion.from_checkpoint(tmp_path / "shipped")
-    assert shipped.config.lfae.decoder_guide and params_digest(shipped.lfae) == params_digest(after)
+    assert shipped.config.lfae.learned_upsampling and params_digest(shipped.lfae) == params_digest(after)
 
     # init weights that do not fit the model are refused by name, not with a wall of missing keys
     with pytest.raises(ValueError, match="does not fit this run's .model."):
@@ -203,7 +210,9 @@ def test_all_but_encoder_fine_tune_keeps_the_reference_latents_stage_2_is_condit
 ):
     out = tmp_path / "motion"
     train_lfae(lfae_config(data_dir, out, "trainable=all_but_encoder", f"init_weights={lfae_run / 'train_state.pt'}",
-                           "steps=20", "log_every=10"))  # fmt: skip
+                           "steps=20", "log_every=5", "loss.region_prior_weight=1.0"))  # fmt: skip
+    prior = [row["region_prior"] for row in read_csv_log(out / "log.csv")]  # the regions find the body parts
+    assert len(prior) == 4 and prior[-1] < 0.8 * prior[0], prior
     old = load_lfae_checkpoint(lfae_run / "checkpoint").state_dict()
     new = load_lfae_checkpoint(out / "checkpoint").state_dict()
     encoder = [k for k in old if k.startswith("encoder.")]

@@ -618,7 +618,9 @@ def decode_frames(
     lap = lap or (lambda _stage: None)
     ref_latent, view, x0, framing = motion.ref_latent, motion.view, motion.x0, motion.framing
     at_still_size = resolution == "full" or motion.person is not None  # a dancer over the set: always the still's size
-    full = FullResolution(framing, still, x0.shape[-1], motion.person) if at_still_size else None
+    learned = model.lfae.decoder.upsampler is not None  # its full-resolution motion beats bilinear from h x h
+    flow_size = model.lfae.config.image_size if learned else x0.shape[-1]
+    full = FullResolution(framing, still, flow_size, motion.person) if at_still_size else None
     for i in range(0, x0.shape[2], DECODE_CHUNK):
         part = x0[:, :, i : i + DECODE_CHUNK]  # (1, 3, c, h, w)
         decoded = model.render(ref_latent, part, ref_image=view)[0].transpose(0, 1).float()  # (c, 3, S, S)
@@ -629,8 +631,13 @@ def decode_frames(
             continue
         pixels = frames_to_uint8(decoded)  # (c, S, S, 3)
         flow, occlusion = model.x0_to_motion(part)  # (1, 2, c, h, w), (1, 1, c, h, w)
-        flow = flow[0].transpose(0, 1).float().cpu().numpy()  # (c, 2, h, w), view-normalised
-        occlusion = occlusion[0, 0].float().cpu().numpy()  # (c, h, w)
+        flow, occlusion = flow[0].transpose(0, 1), occlusion[0].transpose(0, 1)  # (c, 2, h, w), (c, 1, h, w)
+        if learned:  # (c, 2, S, S), (c, 1, S, S)
+            with torch.no_grad():
+                flow, occlusion = flow.to(ref_latent.dtype), occlusion.to(ref_latent.dtype)  # the model's dtype
+                flow, occlusion = model.lfae.upsample_motion(view.expand(len(flow), -1, -1, -1), flow, occlusion)
+        flow = flow.float().cpu().numpy()  # (c, 2, n, n), view-normalised, n = flow_size
+        occlusion = occlusion[:, 0].float().cpu().numpy()  # (c, n, n)
         lap("decode")
         for k in range(len(pixels)):
             frame = full.frame(flow[k], occlusion[k], pixels[k])

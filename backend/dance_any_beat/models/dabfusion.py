@@ -332,7 +332,7 @@ def music_with_weights(music: MusicEncoderConfig, weights: Mapping[str, str | No
 # The bundle
 
 
-DECODER_FIELDS = ("decoder_res_blocks", "decoder_guide")  # LFAE settings only the decoder reads
+DECODER_FIELDS = ("decoder_res_blocks", "decoder_guide", "learned_upsampling")  # LFAE settings only the decoder reads
 
 
 def decoder_fields(config: LFAEConfig) -> dict[str, Any]:

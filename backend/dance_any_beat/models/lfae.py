@@ -29,7 +29,7 @@ from dance_any_beat.models.keypoints import (
     sparse_motions,
 )
 from dance_any_beat.models.lfae_blocks import Hourglass, ResBlock
-from dance_any_beat.warp import upsample_occlusion, warp_full_res
+from dance_any_beat.warp import upsample_flow, upsample_occlusion, warp_full_res
 
 
 @dataclass
@@ -67,12 +67,17 @@ class LFAEConfig:
     decoder_guide: bool = False  # the decoder also sees the reference warped at full resolution and the occlusion
     #                              map at each of its upsampled resolutions, so it paints hidden parts with the
     #                              still's own texture nearby rather than from the 32x32 latent alone
+    learned_upsampling: bool = False  # the flow and occlusion reach full resolution as a learned convex mix of
+    #                                   each latent pixel's 3x3 neighbours (RAFT's upsampling), which can follow the
+    #                                   still's edges, instead of bilinearly; needs decoder_guide (it starts bilinear)
     occlusion_bias: float = 2.0  # initial bias of the occlusion logit: sigmoid(2) = 0.88, mostly visible at start
     norm_groups: int = 8  # GroupNorm groups (the largest divisor of each width that is <= this)
 
     def __post_init__(self) -> None:
         if self.decoder_guide and not self.composite_reference:
             raise ValueError("decoder_guide needs composite_reference = true (both use the reference image)")
+        if self.learned_upsampling and not self.decoder_guide:
+            raise ValueError("learned_upsampling needs decoder_guide = true (it shapes the decoder's image guide)")
         ratio = self.image_size // max(self.latent_size, 1)
         if self.latent_size < 1 or ratio * self.latent_size != self.image_size or ratio & (ratio - 1) or ratio < 1:
             raise ValueError(
@@ -163,6 +168,56 @@ class GuideInjection(nn.Module):
         return self.conv2(F.silu(self.conv1(guide)))  # (B, C, H, W)
 
 
+def bilinear_neighbour_weights(ratio: int) -> Tensor:
+    """(9, r, r) weights of the 3x3 coarse neighbours (row-major, centre = 4) of each of a coarse pixel's r x r
+    fine pixels that reproduce bilinear upsampling (align_corners=False; edges repeated)."""
+    offsets = (torch.arange(ratio, dtype=torch.float64) + 0.5) / ratio - 0.5  # (r,) fine centre - coarse centre
+    taps = torch.stack([(-offsets).clamp(min=0), 1.0 - offsets.abs(), offsets.clamp(min=0)])  # (3, r): -1, 0, +1
+    return (taps[:, None, :, None] * taps[None, :, None, :]).reshape(9, ratio, ratio).float()  # (9, r, r)
+
+
+class ConvexUpsampler(nn.Module):
+    """Flow (B, 2, h, w) and occlusion (B, 1, h, w) -> (B, 2, S, S), (B, 1, S, S): each fine pixel a convex mix
+    of its coarse pixel's 3x3 neighbourhood (RAFT's upsampling), the mix predicted from the reference as the
+    bilinear flow carries it, so motion edges can snap to the still's edges.
+
+    The mixing logits are log(bilinear weights + 1e-3) plus a zero-initialised correction, so a new upsampler
+    is bilinear upsampling to within ~1e-3 of a neighbour's difference and every neighbour still gets gradient.
+    """
+
+    def __init__(self, config: LFAEConfig, width: int = 64) -> None:
+        super().__init__()
+        self.ratio = r = config.image_size // config.latent_size
+        self.latent_size = config.latent_size
+        self.net = nn.Sequential(
+            nn.Conv2d(3 * r * r + 3, width, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(width, 9 * r * r, 1),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        self.register_buffer("prior", torch.log(bilinear_neighbour_weights(r) + 1e-3), persistent=False)
+
+    def forward(self, ref_image: Tensor, flow: Tensor, occlusion: Tensor) -> tuple[Tensor, Tensor]:
+        b, _, h, w = flow.shape
+        r = self.ratio
+        seen = warp_full_res(ref_image, flow)  # (B, 3, S, S): the still where the bilinear flow puts it
+        pixels = flow * (self.latent_size / 2.0)  # (B, 2, h, w) in latent pixels, order 1
+        x = torch.cat([F.pixel_unshuffle(seen * 2.0 - 1.0, r), pixels, occlusion * 2.0 - 1.0], dim=1)
+        # x: (B, 3 r^2 + 3, h, w), each latent pixel with its r x r fine pixels
+        logits = self.net(x).reshape(b, 9, r, r, h, w)  # (B, 9, r, r, h, w)
+        weights = torch.softmax(logits + self.prior.to(logits.dtype)[None, :, :, :, None, None], dim=1)
+        motion = F.pad(torch.cat([flow, occlusion], dim=1), (1, 1, 1, 1), mode="replicate")  # (B, 3, h+2, w+2)
+        neighbours = F.unfold(motion, 3).reshape(b, 3, 9, 1, 1, h, w)  # (B, 3, 9, 1, 1, h, w)
+        fine = (weights[:, None] * neighbours).sum(dim=2)  # (B, 3, r, r, h, w)
+        fine = fine.permute(0, 1, 4, 2, 5, 3).reshape(b, 3, h * r, w * r)  # (B, 3, S, S)
+        return fine[:, :2], fine[:, 2:].clamp(0.0, 1.0)
+
+
 class Decoder(nn.Module):
     """Warped, occlusion-masked latent (B, C, h, w) -> image (B, 3, S, S) in [0, 1].
 
@@ -182,6 +237,7 @@ class Decoder(nn.Module):
             if config.decoder_guide
             else None
         )
+        self.upsampler = ConvexUpsampler(config) if config.learned_upsampling else None  # used by LFAE.image_guide
         self.refine = nn.Conv2d(widths[0], widths[0], 3, padding=1)
         self.out = nn.Conv2d(widths[0], 3, 7, padding=3)
 
@@ -335,15 +391,22 @@ class LFAE(nn.Module):
             raise ValueError("this LFAE's decoder is guided by the reference image (decoder_guide): pass its guide")
         return self.decoder(latent, guide if self.config.decoder_guide else None)
 
+    def upsample_motion(self, ref_image: Tensor, flow: Tensor, occlusion: Tensor) -> tuple[Tensor, Tensor]:
+        """Flow (B, 2, h, w) and occlusion (B, 1, h, w) at full resolution, (B, 2, S, S) and (B, 1, S, S): by the
+        decoder's learned upsampler (`learned_upsampling`, which reads ref_image (B, 3, S, S)), else bilinearly."""
+        s = self.config.image_size
+        if self.decoder.upsampler is not None:
+            return self.decoder.upsampler(ref_image.to(flow.dtype), flow, occlusion.to(flow.dtype))
+        return upsample_flow(flow, (s, s)), upsample_occlusion(occlusion, (s, s)).to(flow.dtype)
+
     def image_guide(self, ref_image: Tensor | None, flow: Tensor, occlusion: Tensor) -> Tensor:
         """The reference warped at full resolution by the flow (B, 2, h, w) and the occlusion (B, 1, h, w)
         upsampled, side by side: (B, 4, S, S), what `composite` blends and a guided decoder sees."""
         if ref_image is None:
             raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
         self._check_image(ref_image, "ref_image")
-        s = self.config.image_size
-        warped = warp_full_res(ref_image.to(flow.dtype), flow)  # (B, 3, S, S), edges repeated
-        visible = upsample_occlusion(occlusion, (s, s)).to(flow.dtype)  # (B, 1, S, S)
+        fine_flow, visible = self.upsample_motion(ref_image, flow, occlusion)  # (B, 2, S, S), (B, 1, S, S)
+        warped = warping.warp(ref_image.to(flow.dtype), fine_flow, padding_mode="border")  # (B, 3, S, S)
         return torch.cat([warped, visible], dim=1)
 
     def render(self, ref_image: Tensor | None, ref_latent: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from dance_any_beat.metrics.image_quality import ssim_per_image
 from dance_any_beat.models.keypoints import sqrtm_2x2
 from dance_any_beat.models.lfae import LFAE, LFAEOutput
+from dance_any_beat.models.region_prior import region_prior_loss
 from dance_any_beat.warp import ALIGN_CORNERS, identity_grid
 from dance_any_beat.weights import WeightsFile, load_checked, read_state_dict, require_file
 
@@ -67,6 +68,9 @@ class LFAELossConfig:
     tps_sigma_affine: float = 0.05  # std of the random warp's affine part around identity
     tps_sigma_tps: float = 0.005  # std of the random warp's thin-plate-spline weights
     tps_points: int = 5  # thin-plate-spline control points per side (points x points grid)
+    region_prior_weight: float = 0.0  # regions' heat maps vs Gaussian tubes around body parts (needs the data's
+    #                                   skeleton joints; see models.region_prior)
+    region_prior_sigma: float = 1.0  # the tubes' radius (Gaussian sigma), latent pixels
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # JSON gives lists back; keep tuples so configs compare equal
@@ -303,8 +307,11 @@ def lfae_loss(
     model: LFAE | None = None,
     vgg: VGG19Features | None = None,
     generator: torch.Generator | None = None,
+    joints: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum of the LFAE's losses for reconstructing `target` (the drive frame, (B, 3, S, S) in [0, 1]).
+
+    `joints` (reference's, drive's), each (B, J, 2) in pixels of the frames, are needed by the region prior.
 
     `model` is needed for the equivariance terms (they run its region predictor on a warped drive frame) and
     `vgg` (from `load_vgg19(config.vgg19_weights)`, or use `LFAELoss`) when the perceptual term is configured.
@@ -340,6 +347,16 @@ def lfae_loss(
             {k: config.equivariance_shift_weight if k.endswith("shift") else config.equivariance_affine_weight
              for k in equi}
         )  # fmt: skip
+    if config.region_prior_weight > 0:
+        if joints is None:
+            raise ValueError(
+                "loss.region_prior_weight needs the frames' skeleton joints, which this data set does not give "
+                "(procedural clips do): set it to 0"
+            )
+        size, sigma = target.shape[-1], config.region_prior_sigma
+        ref_prior = region_prior_loss(output.motion.ref_regions.heatmap, joints[0], size, sigma)
+        drive_prior = region_prior_loss(output.motion.drive_regions.heatmap, joints[1], size, sigma)
+        parts["region_prior"], weights["region_prior"] = 0.5 * (ref_prior + drive_prior), config.region_prior_weight
     assert parts, "every loss weight is 0"
     total = sum(weights[k] * v for k, v in parts.items())
     assert isinstance(total, Tensor)
@@ -359,6 +376,7 @@ class LFAELoss(nn.Module):
         )
 
     def forward(
-        self, model: LFAE, output: LFAEOutput, target: Tensor, generator: torch.Generator | None = None
+        self, model: LFAE, output: LFAEOutput, target: Tensor, generator: torch.Generator | None = None,
+        joints: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        return lfae_loss(output, target, self.config, model=model, vgg=self.vgg, generator=generator)
+        return lfae_loss(output, target, self.config, model=model, vgg=self.vgg, generator=generator, joints=joints)

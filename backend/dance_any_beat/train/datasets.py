@@ -29,6 +29,7 @@ class Window:
     beat_times: np.ndarray  # seconds, relative to the window start
     downbeat_times: np.ndarray
     style: str | None  # None when unknown
+    joints: np.ndarray | None = None  # (T, J, 2) skeleton joints in pixels of the S x S frames, x first; None: unknown
 
 
 class ClipSource:
@@ -82,6 +83,7 @@ class ProceduralSource(ClipSource):
         info = {key: meta[key] for key in ("fps", "num_frames", "sr", "style", "size")}
         for key in ("beat_times", "downbeat_times"):
             info[key] = np.asarray(meta[key], dtype=np.float64)
+        info["joints"] = np.asarray(meta["joints"], dtype=np.float32) if "joints" in meta else None  # (N, J, 2)
         self._info[index] = info
         if len(self._info) > self._cache_size:
             self._info.popitem(last=False)
@@ -112,11 +114,12 @@ class ProceduralSource(ClipSource):
                         f.seek(first)
                         audio_piece = f.read(len(audio), dtype="float32", always_2d=True).mean(axis=1)
                         audio[: len(audio_piece)] = audio_piece
+        joints = None if info["joints"] is None else info["joints"][rows] * (size / frames.shape[1])  # (T, J, 2)
         if frames.shape[1] != size:
             frames = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
         return Window(
             frames=frames, audio=audio, sr=info["sr"], beat_times=info["beat_times"] - start,
-            downbeat_times=info["downbeat_times"] - start, style=info["style"],
+            downbeat_times=info["downbeat_times"] - start, style=info["style"], joints=joints,
         )
 
 
@@ -209,7 +212,8 @@ def to_tensor_images(frames: np.ndarray) -> torch.Tensor:
 class FramePairs(Dataset):
     """Stage 1: (reference, driving) frames of one clip, `pairs_per_clip` random pairs per clip per epoch.
 
-    Items: "ref" and "drive" (3, S, S) float in [0, 1]. An item depends only on (seed, epoch, item), so every
+    Items: "ref" and "drive" (3, S, S) float in [0, 1], and where the source knows the skeleton "ref_joints" and
+    "drive_joints" (J, 2) in pixels of those frames. An item depends only on (seed, epoch, item), so every
     worker process and every rank draws the same pair for it, and a resumed run sees what it would have seen.
     """
 
@@ -227,7 +231,11 @@ class FramePairs(Dataset):
         times = rng.uniform(0.0, max(seconds - 0.1, 0.0), size=2)  # 0.1 s off the end: the last frame may not decode
         window = self.source.window(index, 0.0, times, audio_seconds=0.0, size=self.size)
         images = to_tensor_images(window.frames)  # (2, 3, S, S)
-        return {"ref": images[0], "drive": images[1]}
+        item = {"ref": images[0], "drive": images[1]}
+        if window.joints is not None:  # the skeleton, for the region prior
+            joints = torch.from_numpy(np.ascontiguousarray(window.joints, dtype=np.float32))  # (2, J, 2)
+            item.update(ref_joints=joints[0], drive_joints=joints[1])
+        return item
 
 
 class MotionWindows(Dataset):

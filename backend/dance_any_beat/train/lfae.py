@@ -88,6 +88,8 @@ class LFAETrainConfig:
     # optimisation (AdamW; linear warm-up, then cosine decay to min_lr at `steps`)
     batch_size: int = 8  # per process; the effective batch is batch_size x processes
     lr: float = 2e-4  # peak learning rate
+    grown_lr_scale: float = 1.0  # learning rate x this for layers grown on init_weights (GROWN_LAYERS): they start
+    #                              from zero and have far to go while the rest is only fine-tuned
     min_lr: float = 2e-5  # learning rate at the last step
     warmup_steps: int = 200  # linear warm-up from 0 to lr
     betas: tuple[float, ...] = (0.5, 0.999)  # Adam betas (FOMM's)
@@ -106,6 +108,8 @@ class LFAETrainConfig:
     dump_rank_params: bool = False  # tests: each rank writes a digest of its final weights to OUT/params_rank<r>.txt
 
     def __post_init__(self) -> None:
+        if self.grown_lr_scale <= 0:
+            raise ValueError(f"grown_lr_scale must be > 0, got {self.grown_lr_scale}")
         for name in ("pairs_per_clip", "batch_size", "steps", "log_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -136,10 +140,11 @@ class LFAEWithLoss(nn.Module):
         self.loss = loss
 
     def forward(
-        self, ref: Tensor, drive: Tensor, generator: torch.Generator | None = None
+        self, ref: Tensor, drive: Tensor, generator: torch.Generator | None = None,
+        joints: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         output = self.lfae(ref, drive)
-        return self.loss(self.lfae, output, drive, generator)
+        return self.loss(self.lfae, output, drive, generator, joints)
 
 
 def initial_weights(path: str) -> dict[str, Tensor]:
@@ -148,7 +153,8 @@ def initial_weights(path: str) -> dict[str, Tensor]:
     return load_lfae_checkpoint(Path(path).expanduser()).state_dict() if state is None else state["model"]
 
 
-GROWN_LAYERS = ("decoder.guides.",)  # layers a model may add to its init_weights: they start as no-ops
+GROWN_LAYERS = ("decoder.guides.", "decoder.upsampler.")  # layers a model may add to its init_weights: they
+#                                                            start as (near) no-ops
 
 
 def load_initial_weights(model: LFAE, state: dict[str, Tensor], source: str) -> None:
@@ -162,6 +168,17 @@ def load_initial_weights(model: LFAE, state: dict[str, Tensor], source: str) -> 
         extra = result.unexpected_keys[:3]
         detail = f"lacks {missing[:3]}" if missing else f"has layers this model lacks, e.g. {extra}"
         raise ValueError(f"init_weights {source} does not fit this run's [model]: it {detail}")
+
+
+def parameter_groups(model: LFAE, trained: list[nn.Parameter], grown_lr_scale: float) -> list[dict]:
+    """The optimiser's groups: grown layers (GROWN_LAYERS) apart when their learning rate is scaled."""
+    if grown_lr_scale == 1.0:
+        return [{"params": trained, "lr_scale": 1.0}]
+    ids = {id(p) for p in trained}
+    grown = [p for name, p in model.named_parameters() if name.startswith(GROWN_LAYERS) and id(p) in ids]
+    kept = {id(p) for p in grown}
+    rest = [p for p in trained if id(p) not in kept]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": grown, "lr_scale": grown_lr_scale}]
 
 
 def trainable_parameters(model: LFAE, trainable: str) -> list[nn.Parameter]:
@@ -194,7 +211,8 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
     model = LFAE(config.model).to(device)
     criterion = LFAELoss(config.loss).to(device)
     trained = trainable_parameters(model, config.trainable)
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+    groups = parameter_groups(model, trained, config.grown_lr_scale)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     # resume
@@ -206,6 +224,8 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
         check_resume(state, "lfae", architecture, run_dir)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group, made in zip(optimizer.param_groups, groups, strict=True):  # saved settings replaced the config's
+            group["lr_scale"] = made["lr_scale"]
         scaler.load_state_dict(state["scaler"])
         step = int(state["step"])
         del state
@@ -234,14 +254,17 @@ def _train(config: LFAETrainConfig, info: DistInfo) -> Path:
             batch = next(batches)
             ref = batch["ref"].to(device, non_blocking=True)  # (B, 3, S, S)
             drive = batch["drive"].to(device, non_blocking=True)  # (B, 3, S, S)
+            joints = None  # the skeleton, where the data set has one (for the region prior)
+            if "ref_joints" in batch:
+                joints = (batch["ref_joints"].to(device), batch["drive_joints"].to(device))  # (B, J, 2) each
             lr = lr_at(step, config)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             warmup = config.affine_warmup_steps
             model.set_affine_strength(min(1.0, step / warmup) if warmup > 0 else 1.0)
 
             with autocast(device, amp_dtype):
-                loss, parts = wrapped(ref, drive, generator)
+                loss, parts = wrapped(ref, drive, generator, joints)
             check_finite(loss, step)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
