@@ -443,6 +443,16 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert (finetune2.model, finetune2.data, finetune2.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune2.target_cache not in (diffusion.target_cache, finetune.target_cache)
     assert finetune2.init_weights and not finetune2.init_weights.startswith(finetune.out)  # a copy: out is rewritten
+    # an experiment on top (not shipped): the motion networks and decoder trained on with the region prior, and
+    # stage 2 fine-tuned from the shipped one on their flows, into runs/ so the shipped state is kept
+    regions = load_config(LFAETrainConfig, CONFIGS / "lfae_regions_starter.toml")
+    assert regions.model == guided.model and regions.loss.region_prior_weight > 0
+    assert (regions.trainable, regions.init_weights) == ("all_but_encoder", f"{guided.out}/train_state.pt")
+    finetune3 = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune3_starter.toml")
+    assert finetune3.lfae_checkpoint == f"{regions.out}/checkpoint" and finetune3.out.startswith("runs/")
+    assert (finetune3.model, finetune3.data, finetune3.music) == (diffusion.model, diffusion.data, diffusion.music)
+    assert finetune3.target_cache not in (diffusion.target_cache, finetune.target_cache, finetune2.target_cache)
+    assert finetune3.init_weights == f"{finetune2.out}/train_state.pt"
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 
