@@ -405,8 +405,9 @@ class LFAE(nn.Module):
         if ref_image is None:
             raise ValueError("this LFAE composites the reference image (composite_reference): pass ref_image")
         self._check_image(ref_image, "ref_image")
+        ref_image = ref_image.to(flow.dtype)
         fine_flow, visible = self.upsample_motion(ref_image, flow, occlusion)  # (B, 2, S, S), (B, 1, S, S)
-        warped = warping.warp(ref_image.to(flow.dtype), fine_flow, padding_mode="border")  # (B, 3, S, S)
+        warped = warping.warp(ref_image, fine_flow, padding_mode="border")  # (B, 3, S, S)
         return torch.cat([warped, visible], dim=1)
 
     def render(self, ref_image: Tensor | None, ref_latent: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:

@@ -174,10 +174,9 @@ def parameter_groups(model: LFAE, trained: list[nn.Parameter], grown_lr_scale: f
     """The optimiser's groups: grown layers (GROWN_LAYERS) apart when their learning rate is scaled."""
     if grown_lr_scale == 1.0:
         return [{"params": trained, "lr_scale": 1.0}]
-    ids = {id(p) for p in trained}
-    grown = [p for name, p in model.named_parameters() if name.startswith(GROWN_LAYERS) and id(p) in ids]
-    kept = {id(p) for p in grown}
-    rest = [p for p in trained if id(p) not in kept]
+    grown_ids = {id(p) for name, p in model.named_parameters() if name.startswith(GROWN_LAYERS)}
+    rest = [p for p in trained if id(p) not in grown_ids]
+    grown = [p for p in trained if id(p) in grown_ids]
     return [{"params": rest, "lr_scale": 1.0}, {"params": grown, "lr_scale": grown_lr_scale}]
 
 
