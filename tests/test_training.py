@@ -219,10 +219,41 @@ def test_all_but_encoder_fine_tune_keeps_the_reference_latents_stage_2_is_condit
     assert encoder and all(torch.equal(old[k], new[k]) for k in encoder)
     for part in ("region_predictor.", "dense_motion.", "decoder."):
         assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith(part)), part
-    with pytest.raises(ValueError, match="one of 'all', 'decoder', 'all_but_encoder'; got 'encoder'"):
+    with pytest.raises(ValueError, match="one of 'all', 'decoder', 'all_but_encoder', 'joints'; got 'encoder'"):
         lfae_config(data_dir, out, "trainable=encoder", f"init_weights={lfae_run / 'train_state.pt'}")
     with pytest.raises(ValueError, match="trainable = 'all_but_encoder' fine-tunes an existing LFAE"):
         lfae_config(data_dir, out, "trainable=all_but_encoder")
+
+
+def test_a_joint_head_grows_on_an_lfae_trains_alone_then_its_bones_move_the_regions(
+    data_dir: Path, lfae_run: Path, tmp_path: Path
+):
+    no_image_terms = ["loss.l1_weight=0", "loss.ssim_weight=0", "loss.equivariance_shift_weight=0",
+                      "loss.equivariance_affine_weight=0"]  # fmt: skip
+    joints = train_lfae(lfae_config(
+        data_dir, tmp_path / "joints", "model.bone_motion=true", "trainable=joints", "loss.joint_weight=1.0",
+        f"init_weights={lfae_run / 'train_state.pt'}", "steps=30", "log_every=10", "lr=3e-3", *no_image_terms,
+    ))  # fmt: skip
+    found = [row["joints"] for row in read_csv_log(joints / "log.csv")]
+    assert len(found) == 3 and found[-1] < 0.7 * found[0], found
+    old = load_lfae_checkpoint(lfae_run / "checkpoint").state_dict()
+    new = load_lfae_checkpoint(joints / "checkpoint").state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old)  # only the grown head trained
+    assert any(k.startswith("region_predictor.joint_head.") for k in new)
+    # then the motion networks learn to use the bones, the joints still taught by the data's
+    bones = train_lfae(lfae_config(
+        data_dir, tmp_path / "bones", "model.bone_motion=true", "trainable=all_but_encoder", "loss.joint_weight=1.0",
+        "loss.mask_prior_weight=1.0", f"init_weights={joints / 'train_state.pt'}", "steps=10", "log_every=5",
+    ))  # fmt: skip
+    rows = read_csv_log(bones / "log.csv")
+    assert len(rows) == 2 and all(row["joints"] > 0 and row["l1"] > 0 for row in rows)
+    assert rows[-1]["mask_prior"] < rows[0]["mask_prior"], rows  # the parts' pixels go to the parts' regions
+    assert load_lfae_checkpoint(bones / "checkpoint").config.bone_motion
+    with pytest.raises(ValueError, match="trainable = 'joints' trains the joint head of a bone_motion LFAE"):
+        lfae_config(data_dir, tmp_path / "x", "trainable=joints", f"init_weights={lfae_run}", *no_image_terms)
+    with pytest.raises(ValueError, match="trainable = 'joints' freezes the region maps"):
+        lfae_config(data_dir, tmp_path / "x", "trainable=joints", "model.bone_motion=true",
+                    f"init_weights={lfae_run}")  # fmt: skip
 
 
 def free_port() -> int:
@@ -453,6 +484,18 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert (finetune3.model, finetune3.data, finetune3.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune3.target_cache not in (diffusion.target_cache, finetune.target_cache, finetune2.target_cache)
     assert finetune3.init_weights == f"{finetune2.out}/train_state.pt"
+    # bones: a joint head grown on the region-prior LFAE and trained alone, then the motion networks and decoder
+    # trained to move the regions with it; stage 2 fine-tuned from the shipped one on their flows
+    joints = load_config(LFAETrainConfig, CONFIGS / "lfae_joints_starter.toml")
+    bones = load_config(LFAETrainConfig, CONFIGS / "lfae_bones_starter.toml")
+    assert joints.model == bones.model == dataclasses.replace(regions.model, bone_motion=True)
+    assert (joints.trainable, joints.init_weights) == ("joints", f"{regions.out}/train_state.pt")
+    assert (bones.trainable, bones.init_weights) == ("all_but_encoder", f"{joints.out}/train_state.pt")
+    assert bones.loss.joint_weight > 0 and bones.loss.region_prior_weight > 0
+    finetune4 = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune4_starter.toml")
+    assert finetune4.lfae_checkpoint == f"{bones.out}/checkpoint"
+    assert (finetune4.model, finetune4.data, finetune4.music) == (diffusion.model, diffusion.data, diffusion.music)
+    assert finetune4.target_cache not in (finetune2.target_cache, finetune3.target_cache)
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 

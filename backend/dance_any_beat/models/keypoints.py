@@ -36,10 +36,12 @@ class RegionParams:
     heatmap: Tensor  # (B, K, h, w) softmax over positions: each map sums to 1
     shift: Tensor  # (B, K, 2) centre (heat-map mean)
     covar: Tensor  # (B, K, 2, 2) heat-map covariance (plus a pixel's own spread, so never singular)
+    joints: Tensor | None = None  # (B, P, 2) skeleton joints (soft-argmax), with LFAEConfig.bone_motion
 
     def select(self, rows: slice) -> RegionParams:
         """The regions of a slice of the batch."""
-        return RegionParams(self.heatmap[rows], self.shift[rows], self.covar[rows])
+        joints = None if self.joints is None else self.joints[rows]
+        return RegionParams(self.heatmap[rows], self.shift[rows], self.covar[rows], joints)
 
 
 def sqrtm_2x2(covar: Tensor) -> tuple[Tensor, Tensor]:
@@ -83,14 +85,20 @@ def region_turn(ref_covar: Tensor, drive_covar: Tensor, rotation_confidence: flo
     return torch.where(safe, confidence * phi, 0.0)
 
 
+def heatmap_centres(heatmap: Tensor) -> Tensor:
+    """(B, K, h, w) heat maps (each summing to 1) -> (B, K, 2) their means (soft-argmax), normalised, x first."""
+    assert heatmap.ndim == 4, f"heatmap must be (B, K, h, w), got {tuple(heatmap.shape)}"
+    grid = identity_grid(*heatmap.shape[-2:], device=heatmap.device, dtype=heatmap.dtype)  # (1, 2, h, w)
+    return torch.einsum("bkhw,chw->bkc", heatmap, grid[0])  # (B, K, 2)
+
+
 def heatmap_to_regions(heatmap: Tensor) -> RegionParams:
     """(B, K, h, w) heat maps (each summing to 1) -> centres and covariances."""
-    assert heatmap.ndim == 4, f"heatmap must be (B, K, h, w), got {tuple(heatmap.shape)}"
     h, w = heatmap.shape[-2:]
+    shift = heatmap_centres(heatmap)  # (B, K, 2)
     grid = identity_grid(h, w, device=heatmap.device, dtype=heatmap.dtype)  # (1, 2, h, w)
     grid = grid.permute(0, 2, 3, 1).unsqueeze(1)  # (1, 1, h, w, 2)
     weights = heatmap.unsqueeze(-1)  # (B, K, h, w, 1)
-    shift = (weights * grid).sum(dim=(2, 3))  # (B, K, 2)
     diff = grid - shift[:, :, None, None, :]  # (B, K, h, w, 2)
     covar = (weights.unsqueeze(-1) * diff.unsqueeze(-1) * diff.unsqueeze(-2)).sum(dim=(2, 3))  # (B, K, 2, 2)
     # A point mass still covers one pixel: add the variance of a uniform pixel, (2 / size)^2 / 12, per axis.
@@ -126,6 +134,35 @@ def sparse_motions(ref: RegionParams, drive: RegionParams, size: tuple[int, int]
     return torch.cat([background, flows], dim=1)  # (B, K + 1, 2, h, w)
 
 
+def bone_flows(
+    ref_joints: Tensor,
+    drive_joints: Tensor,
+    ends: tuple[tuple[int, int], ...],
+    size: tuple[int, int],
+    max_scale: float = 2.0,
+) -> Tensor:
+    """Backward flow (B, P, 2, h, w), normalised, of each bone moving rigidly: the rotation, uniform scale (at most
+    `max_scale` either way) and shift that carry the drive frame's segment between joints `ends[p]` onto the
+    reference's, about the segment's midpoint. Unlike a covariance's turn, this follows any turn, past 90 degrees
+    too. Joints (B, J, 2) normalised, x first."""
+    h, w = size
+    a, b = torch.tensor([e[0] for e in ends]), torch.tensor([e[1] for e in ends])
+    ref_from, ref_to = ref_joints[:, a], ref_joints[:, b]  # (B, P, 2) each
+    drive_from, drive_to = drive_joints[:, a], drive_joints[:, b]
+    # As complex numbers: q = (ref bone) / (drive bone) turns and scales the drive bone onto the reference's.
+    ref_bone = torch.complex((ref_to - ref_from)[..., 0].float(), (ref_to - ref_from)[..., 1].float())  # (B, P)
+    drive_bone = torch.complex((drive_to - drive_from)[..., 0].float(), (drive_to - drive_from)[..., 1].float())
+    q = ref_bone * drive_bone.conj() / (drive_bone.abs() ** 2).clamp_min(1e-6)  # (B, P)
+    scale = q.abs().clamp_min(1e-6)
+    q = q * (scale.clamp(1.0 / max_scale, max_scale) / scale)
+    ref_mid, drive_mid = 0.5 * (ref_from + ref_to), 0.5 * (drive_from + drive_to)  # (B, P, 2) each
+    z = identity_grid(h, w, device=ref_joints.device, dtype=torch.float32)[0]  # (2, h, w)
+    rel = z[None, None] - drive_mid.float()[..., None, None]  # (B, P, 2, h, w)
+    qr, qi = q.real[..., None, None], q.imag[..., None, None]  # (B, P, 1, 1) each
+    mapped = torch.stack([qr * rel[:, :, 0] - qi * rel[:, :, 1], qi * rel[:, :, 0] + qr * rel[:, :, 1]], dim=2)
+    return (mapped + ref_mid.float()[..., None, None] - z).to(ref_joints.dtype)  # (B, P, 2, h, w)
+
+
 def region_gaussians(regions: RegionParams, size: tuple[int, int], variance: float | None) -> Tensor:
     """(B, K, h, w) unnormalised Gaussians at the region centres: the regions' own covariances, or an isotropic
     `variance` (normalised units) when given. Used to tell the dense motion net where each region is."""
@@ -145,7 +182,8 @@ class RegionPredictor(nn.Module):
     """Frame (B, 3, h, w) -> K region heat maps and their parameters.
 
     An hourglass over the downscaled frame, a 7x7 conv to K logits, and a spatial softmax with a temperature
-    (a low temperature makes peaked maps, hence well-localised centres).
+    (a low temperature makes peaked maps, hence well-localised centres). With `num_joints`, a second 7x7 conv
+    gives that many joint maps, whose soft-argmax are the skeleton's joints (`RegionParams.joints`).
     """
 
     def __init__(
@@ -157,16 +195,26 @@ class RegionPredictor(nn.Module):
         temperature: float,
         in_channels: int = 3,
         groups: int = 8,
+        num_joints: int = 0,
     ) -> None:
         super().__init__()
         self.num_regions = num_regions
         self.temperature = temperature
         self.hourglass = Hourglass(in_channels, base_channels, max_channels, depth, groups)
         self.head = nn.Conv2d(self.hourglass.out_channels, num_regions, 7, padding=3)
+        self.joint_head = nn.Conv2d(self.hourglass.out_channels, num_joints, 7, padding=3) if num_joints else None
 
     def forward(self, image: Tensor) -> RegionParams:
         assert image.ndim == 4, f"image must be (B, C, h, w), got {tuple(image.shape)}"
-        logits = self.head(self.hourglass(image)) / self.temperature  # (B, K, h, w)
-        b, k, h, w = logits.shape
-        heatmap = torch.softmax(logits.reshape(b, k, h * w), dim=-1).reshape(b, k, h, w)  # (B, K, h, w)
-        return heatmap_to_regions(heatmap)
+        features = self.hourglass(image)  # (B, F, h, w)
+        regions = heatmap_to_regions(spatial_softmax(self.head(features) / self.temperature))
+        if self.joint_head is not None:
+            joint_maps = spatial_softmax(self.joint_head(features) / self.temperature)  # (B, P, h, w)
+            regions.joints = heatmap_centres(joint_maps)  # (B, P, 2)
+        return regions
+
+
+def spatial_softmax(logits: Tensor) -> Tensor:
+    """(B, K, h, w) logits -> K maps, each a probability distribution over positions."""
+    b, k, h, w = logits.shape
+    return torch.softmax(logits.reshape(b, k, h * w), dim=-1).reshape(b, k, h, w)

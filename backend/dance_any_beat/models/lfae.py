@@ -24,11 +24,13 @@ from dance_any_beat import warp as warping
 from dance_any_beat.models.keypoints import (
     RegionParams,
     RegionPredictor,
+    bone_flows,
     region_gaussians,
     region_motion,
     sparse_motions,
 )
 from dance_any_beat.models.lfae_blocks import Hourglass, ResBlock
+from dance_any_beat.models.region_prior import BONE_JOINTS, PART_ENDS
 from dance_any_beat.warp import upsample_flow, upsample_occlusion, warp_full_res
 
 
@@ -50,6 +52,11 @@ class LFAEConfig:
     use_affine: bool = True  # regions move with an affine map from their covariances (MRAA); False = shift only
     rotation_confidence: float = 0.3  # anisotropy (l1 - l2) / (l1 + l2) of a region at which its turn is fully
     #                                   trusted; rounder regions turn less (their orientation is noise)
+    bone_motion: bool = False  # regions 1..P (P = min(num_regions, 10)) move rigidly with body part p of the
+    #                            skeleton (models.region_prior.REGION_PARTS): the region predictor also finds the
+    #                            parts' joints, and a part's motion is the turn, scale and shift that carry its drive
+    #                            bone onto its reference bone. A covariance's turn cannot follow a limb past 90
+    #                            degrees; the joints learn from the data's skeleton (loss.joint_weight)
     region_channels: int = 32  # region predictor hourglass base width
     region_max_channels: int = 128  # region predictor hourglass width cap
     region_depth: int = 3  # region predictor hourglass levels (latent_size must be divisible by 2**depth)
@@ -266,6 +273,7 @@ class DenseMotion(nn.Module):
         self.use_affine = config.use_affine
         self.rotation_confidence = config.rotation_confidence
         self.mask_logit_bound = config.mask_logit_bound
+        self.bone_ends = PART_ENDS[: config.num_regions] if config.bone_motion else ()
         self.affine_strength = 1.0  # runtime blend of region motions with the identity; see LFAE.set_affine_strength
         self.gaussian_variance = None if config.use_affine else config.gaussian_variance
         in_channels = self.num_motions * (1 + 3)
@@ -287,6 +295,10 @@ class DenseMotion(nn.Module):
             eye = torch.eye(2, device=motion.device, dtype=motion.dtype)
             motion = eye + self.affine_strength * (motion - eye)  # (B, K, 2, 2)
         sparse = sparse_motions(ref, drive, (h, w), motion)  # (B, M, 2, h, w)
+        if self.bone_ends:  # regions 1..P follow their bones instead
+            assert ref.joints is not None and drive.joints is not None, "bone_motion needs the regions' joints"
+            bones = bone_flows(ref.joints, drive.joints, self.bone_ends, (h, w))  # (B, P, 2, h, w)
+            sparse = torch.cat([sparse[:, :1], bones, sparse[:, 1 + len(self.bone_ends):]], dim=1)
         heat = region_gaussians(drive, (h, w), self.gaussian_variance) - region_gaussians(
             ref, (h, w), self.gaussian_variance
         )  # (B, K, h, w)
@@ -321,6 +333,7 @@ class LFAE(nn.Module):
             depth=config.region_depth,
             temperature=config.region_temperature,
             groups=config.norm_groups,
+            num_joints=len(BONE_JOINTS) if config.bone_motion else 0,
         )
         self.dense_motion = DenseMotion(config)
         self.decoder = Decoder(config)

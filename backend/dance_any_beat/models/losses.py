@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from dance_any_beat.metrics.image_quality import ssim_per_image
 from dance_any_beat.models.keypoints import sqrtm_2x2
 from dance_any_beat.models.lfae import LFAE, LFAEOutput
-from dance_any_beat.models.region_prior import region_prior_loss
+from dance_any_beat.models.region_prior import joint_loss, mask_prior_loss, region_prior_loss
 from dance_any_beat.warp import ALIGN_CORNERS, identity_grid
 from dance_any_beat.weights import WeightsFile, load_checked, read_state_dict, require_file
 
@@ -70,7 +70,11 @@ class LFAELossConfig:
     tps_points: int = 5  # thin-plate-spline control points per side (points x points grid)
     region_prior_weight: float = 0.0  # regions' heat maps vs Gaussian tubes around body parts (needs the data's
     #                                   skeleton joints; see models.region_prior)
-    region_prior_sigma: float = 1.0  # the tubes' radius (Gaussian sigma), latent pixels
+    region_prior_sigma: float = 1.0  # the tubes' radius (Gaussian sigma), latent pixels (the mask prior's too)
+    mask_prior_weight: float = 0.0  # the dense motion net's choice of region on each body part's drive pixels vs
+    #                                 that part's region (cross-entropy; needs the data's skeleton joints)
+    joint_weight: float = 0.0  # distance of the joints a bone_motion LFAE finds to the data's skeleton joints
+    #                            (normalised units: 2 / latent_size is a latent pixel)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # JSON gives lists back; keep tuples so configs compare equal
@@ -311,7 +315,8 @@ def lfae_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Weighted sum of the LFAE's losses for reconstructing `target` (the drive frame, (B, 3, S, S) in [0, 1]).
 
-    `joints` (reference's, drive's), each (B, J, 2) in pixels of the frames, are needed by the region prior.
+    `joints` (reference's, drive's), each (B, J, 2) in pixels of the frames, are needed by the region prior and
+    the joint term.
 
     `model` is needed for the equivariance terms (they run its region predictor on a warped drive frame) and
     `vgg` (from `load_vgg19(config.vgg19_weights)`, or use `LFAELoss`) when the perceptual term is configured.
@@ -347,12 +352,24 @@ def lfae_loss(
             {k: config.equivariance_shift_weight if k.endswith("shift") else config.equivariance_affine_weight
              for k in equi}
         )  # fmt: skip
+    if (config.region_prior_weight > 0 or config.mask_prior_weight > 0 or config.joint_weight > 0) and joints is None:
+        raise ValueError(
+            "loss.region_prior_weight, loss.mask_prior_weight and loss.joint_weight need the frames' skeleton "
+            "joints, which this data set does not give (procedural clips do): set them to 0"
+        )
+    if config.mask_prior_weight > 0:
+        size, sigma = target.shape[-1], config.region_prior_sigma
+        parts["mask_prior"] = mask_prior_loss(output.motion.mask, joints[1], size, sigma)
+        weights["mask_prior"] = config.mask_prior_weight
+    if config.joint_weight > 0:
+        found = (output.motion.ref_regions.joints, output.motion.drive_regions.joints)
+        if found[0] is None or found[1] is None:
+            raise ValueError("loss.joint_weight scores the joints of a bone_motion LFAE: set model.bone_motion = "
+                             "true, or the weight to 0")  # fmt: skip
+        size = target.shape[-1]
+        parts["joints"] = 0.5 * (joint_loss(found[0], joints[0], size) + joint_loss(found[1], joints[1], size))
+        weights["joints"] = config.joint_weight
     if config.region_prior_weight > 0:
-        if joints is None:
-            raise ValueError(
-                "loss.region_prior_weight needs the frames' skeleton joints, which this data set does not give "
-                "(procedural clips do): set it to 0"
-            )
         size, sigma = target.shape[-1], config.region_prior_sigma
         ref_prior = region_prior_loss(output.motion.ref_regions.heatmap, joints[0], size, sigma)
         drive_prior = region_prior_loss(output.motion.drive_regions.heatmap, joints[1], size, sigma)

@@ -17,7 +17,8 @@ latents a stage-2 model was trained on are unchanged and `dance-any-beat export 
 with it, as Stable Diffusion's VAE decoder was fine-tuned alone. `--set trainable=all_but_encoder` also trains
 the motion networks but keeps the encoder, so the reference latents stage 2 is conditioned on stay the same: the
 flows change, so fine-tune stage 2 on the new LFAE after (`train diffusion --set init_weights=...`), which is then
-much shorter than training it anew.
+much shorter than training it anew. `--set trainable=joints` trains only the joint head a `bone_motion` LFAE grows
+on its init_weights, on the data's joints (`loss.joint_weight`), before its motion networks learn to use it.
 
 The plumbing both stages share (AMP, learning-rate schedule, resume checks, logs) is in `train.common`.
 """
@@ -58,11 +59,14 @@ from dance_any_beat.train.common import (
 )
 from dance_any_beat.train.datasets import FramePairs, open_source
 
-Trainable = Literal["all", "decoder", "all_but_encoder"]
-# The LFAE parts each fine-tune mode optimises ("all": every one); the rest stay frozen.
+Trainable = Literal["all", "decoder", "all_but_encoder", "joints"]
+# The LFAE parts each fine-tune mode optimises ("all": every one); the rest stay frozen. "joints": only the head
+# that a bone_motion LFAE grows on its init_weights to find the skeleton's joints, a warm-up before the
+# motion networks learn to use them.
 TRAINED_PARTS: dict[str, tuple[str, ...]] = {
     "decoder": ("decoder",),
     "all_but_encoder": ("region_predictor", "dense_motion", "decoder"),
+    "joints": ("region_predictor.joint_head",),
 }
 TRAINABLE: tuple[str, ...] = get_args(Trainable)
 
@@ -116,12 +120,14 @@ class LFAETrainConfig:
         check_optimiser_settings(self)
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
-        if self.trainable == "decoder":
+        if self.trainable in ("decoder", "joints"):
             if self.loss.equivariance_shift_weight or self.loss.equivariance_affine_weight:
                 raise ValueError(
-                    "trainable = 'decoder' freezes the region predictor, which the equivariance terms train: set "
-                    "loss.equivariance_shift_weight = 0 and loss.equivariance_affine_weight = 0"
+                    f"trainable = {self.trainable!r} freezes the region maps, which the equivariance terms train: "
+                    "set loss.equivariance_shift_weight = 0 and loss.equivariance_affine_weight = 0"
                 )
+        if self.trainable == "joints" and not self.model.bone_motion:
+            raise ValueError("trainable = 'joints' trains the joint head of a bone_motion LFAE: set model.bone_motion")
         if self.trainable != "all" and not self.init_weights:
             raise ValueError(f"trainable = {self.trainable!r} fine-tunes an existing LFAE: set init_weights to it")
 
@@ -153,8 +159,9 @@ def initial_weights(path: str) -> dict[str, Tensor]:
     return load_lfae_checkpoint(Path(path).expanduser()).state_dict() if state is None else state["model"]
 
 
-GROWN_LAYERS = ("decoder.guides.", "decoder.upsampler.")  # layers a model may add to its init_weights: they
-#                                                            start as (near) no-ops
+# Layers a model may add to its init_weights; the decoder's start as (near) no-ops, the joint head is trained alone
+# first (trainable = "joints").
+GROWN_LAYERS = ("decoder.guides.", "decoder.upsampler.", "region_predictor.joint_head.")
 
 
 def load_initial_weights(model: LFAE, state: dict[str, Tensor], source: str) -> None:
