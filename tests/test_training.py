@@ -493,7 +493,8 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert (bones.trainable, bones.init_weights) == ("all_but_encoder", f"{joints.out}/train_state.pt")
     assert bones.loss.joint_weight > 0 and bones.loss.region_prior_weight > 0
     finetune4 = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune4_starter.toml")
-    assert finetune4.lfae_checkpoint == f"{bones.out}/checkpoint"
+    assert finetune4.lfae_checkpoint == f"{bones.out}/checkpoint" and finetune4.out.startswith("runs/")
+    assert finetune4.init_weights == f"{finetune2.out}/train_state.pt"
     assert (finetune4.model, finetune4.data, finetune4.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune4.target_cache not in (finetune2.target_cache, finetune3.target_cache)
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
