@@ -150,8 +150,8 @@ def bone_flows(
     ref_from, ref_to = ref_joints[:, a], ref_joints[:, b]  # (B, P, 2) each
     drive_from, drive_to = drive_joints[:, a], drive_joints[:, b]
     # As complex numbers: q = (ref bone) / (drive bone) turns and scales the drive bone onto the reference's.
-    ref_bone = torch.complex((ref_to - ref_from)[..., 0].float(), (ref_to - ref_from)[..., 1].float())  # (B, P)
-    drive_bone = torch.complex((drive_to - drive_from)[..., 0].float(), (drive_to - drive_from)[..., 1].float())
+    ref_bone = torch.view_as_complex((ref_to - ref_from).float().contiguous())  # (B, P)
+    drive_bone = torch.view_as_complex((drive_to - drive_from).float().contiguous())
     q = ref_bone * drive_bone.conj() / (drive_bone.abs() ** 2).clamp_min(1e-6)  # (B, P)
     scale = q.abs().clamp_min(1e-6)
     q = q * (scale.clamp(1.0 / max_scale, max_scale) / scale)

@@ -357,8 +357,8 @@ def lfae_loss(
             "loss.region_prior_weight, loss.mask_prior_weight and loss.joint_weight need the frames' skeleton "
             "joints, which this data set does not give (procedural clips do): set them to 0"
         )
+    size, sigma = target.shape[-1], config.region_prior_sigma  # the skeleton terms' frame size and tube radius
     if config.mask_prior_weight > 0:
-        size, sigma = target.shape[-1], config.region_prior_sigma
         parts["mask_prior"] = mask_prior_loss(output.motion.mask, joints[1], size, sigma)
         weights["mask_prior"] = config.mask_prior_weight
     if config.joint_weight > 0:
@@ -366,11 +366,9 @@ def lfae_loss(
         if found[0] is None or found[1] is None:
             raise ValueError("loss.joint_weight scores the joints of a bone_motion LFAE: set model.bone_motion = "
                              "true, or the weight to 0")  # fmt: skip
-        size = target.shape[-1]
         parts["joints"] = 0.5 * (joint_loss(found[0], joints[0], size) + joint_loss(found[1], joints[1], size))
         weights["joints"] = config.joint_weight
     if config.region_prior_weight > 0:
-        size, sigma = target.shape[-1], config.region_prior_sigma
         ref_prior = region_prior_loss(output.motion.ref_regions.heatmap, joints[0], size, sigma)
         drive_prior = region_prior_loss(output.motion.drive_regions.heatmap, joints[1], size, sigma)
         parts["region_prior"], weights["region_prior"] = 0.5 * (ref_prior + drive_prior), config.region_prior_weight
