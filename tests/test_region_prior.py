@@ -62,6 +62,20 @@ def test_each_target_is_a_tube_around_its_body_part_and_fits_only_there():
     assert float(region_prior_loss(extra, joints, 128, 1.0)) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_the_tubes_and_the_joint_targets_put_a_pixel_at_the_same_place():
+    # at the latent size, a joint on pixel (i, j) is on latent cell (i, j)'s centre: its part's tube is at its
+    # maximum (0) there, and the normalised joint is that cell's grid point (both count from pixel centres)
+    joints = star_skeleton(32).round()  # on whole pixels
+    logits = part_logits(joints, 32, 32, sigma=1.0, parts=len(REGION_PARTS))  # (1, 10, 32, 32)
+    grid = identity_grid(32, 32)[0]  # (2, 32, 32)
+    for k, (a, _b) in enumerate(REGION_PARTS):
+        x, y = (int(v) for v in joints[0, J[a]])
+        assert float(logits[0, k, y, x]) == pytest.approx(0.0, abs=1e-6), a
+    bone = BONE_JOINTS.index("l_elbow")
+    x, y = (int(v) for v in joints[0, J["l_elbow"]])
+    torch.testing.assert_close(normalised_joints(joints, 32)[0, bone], grid[:, y, x])
+
+
 def test_the_prior_pulls_a_heat_map_onto_its_part():
     joints = star_skeleton()
     logits = torch.zeros(1, len(REGION_PARTS), 32, 32, requires_grad=True)  # flat maps: no part yet

@@ -251,6 +251,8 @@ def test_a_joint_head_grows_on_an_lfae_trains_alone_then_its_bones_move_the_regi
     assert load_lfae_checkpoint(bones / "checkpoint").config.bone_motion
     with pytest.raises(ValueError, match="trainable = 'joints' trains the joint head of a bone_motion LFAE"):
         lfae_config(data_dir, tmp_path / "x", "trainable=joints", f"init_weights={lfae_run}", *no_image_terms)
+    with pytest.raises(ValueError, match="loss.joint_weight scores the joints of a bone_motion LFAE"):
+        lfae_config(data_dir, tmp_path / "x", "loss.joint_weight=1.0", f"init_weights={lfae_run}")
     with pytest.raises(ValueError, match="trainable = 'joints' freezes the region maps"):
         lfae_config(data_dir, tmp_path / "x", "trainable=joints", "model.bone_motion=true",
                     f"init_weights={lfae_run}")  # fmt: skip

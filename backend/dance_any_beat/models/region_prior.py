@@ -44,7 +44,12 @@ def normalised_joints(joints: Tensor, image_size: int) -> Tensor:
     normalised [-1, 1] coordinates of `identity_grid` (x first, on pixel centres)."""
     assert joints.ndim == 3 and joints.shape[-1] == 2, f"joints must be (B, J, 2), got {tuple(joints.shape)}"
     index = torch.tensor([J[name] for name in BONE_JOINTS], device=joints.device)
-    return (joints[:, index].float() + 0.5) * (2.0 / image_size) - 1.0
+    return pixels_to_normalised(joints[:, index], image_size)
+
+
+def pixels_to_normalised(points: Tensor, image_size: int) -> Tensor:
+    """(..., 2) pixel coordinates of the S x S frame -> `identity_grid`'s [-1, 1] (pixel i's centre is i + 0.5)."""
+    return (points.float() + 0.5) * (2.0 / image_size) - 1.0
 
 
 def joint_loss(predicted: Tensor, joints: Tensor, image_size: int) -> Tensor:
@@ -68,7 +73,7 @@ def part_logits(joints: Tensor, image_size: int, latent_size: int, sigma: float,
     assert 1 <= parts <= len(REGION_PARTS), f"parts must be in 1..{len(REGION_PARTS)}, got {parts}"
     start = torch.tensor([J[a] for a, _ in REGION_PARTS[:parts]], device=joints.device)
     end = torch.tensor([J[b] for _, b in REGION_PARTS[:parts]], device=joints.device)
-    normalised = joints.float() * (2.0 / image_size) - 1.0  # (B, J, 2), the frame spans [-1, 1]
+    normalised = pixels_to_normalised(joints, image_size)  # (B, J, 2), as the joints the LFAE finds
     a, b = normalised[:, start], normalised[:, end]  # (B, P, 2) each
     z = identity_grid(latent_size, latent_size, device=joints.device).permute(0, 2, 3, 1)  # (1, h, w, 2)
     ab = (b - a)[:, :, None, None, :]  # (B, P, 1, 1, 2)

@@ -126,6 +126,9 @@ class LFAETrainConfig:
                     f"trainable = {self.trainable!r} freezes the region maps, which the equivariance terms train: "
                     "set loss.equivariance_shift_weight = 0 and loss.equivariance_affine_weight = 0"
                 )
+        if self.loss.joint_weight > 0 and not self.model.bone_motion:  # caught here, not at the first step
+            raise ValueError("loss.joint_weight scores the joints of a bone_motion LFAE: set model.bone_motion = "
+                             "true, or the weight to 0")  # fmt: skip
         if self.trainable == "joints" and not self.model.bone_motion:
             raise ValueError("trainable = 'joints' trains the joint head of a bone_motion LFAE: set model.bone_motion")
         if self.trainable != "all" and not self.init_weights:
