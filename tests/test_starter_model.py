@@ -5,7 +5,9 @@ the test split's seed range.
 - The dance is not the still repeated (the flow is clearly non-zero) and not noise (frame 0 ~ the still).
 - Moving the given beat times moves the dance's kinematic beats with them.
 - No drift over 16 s made of many windows (sharpness and colour; beat alignment once the model is on the beat).
-The held-out BAS, music-swap and LFAE figures of the model card come from `dance-any-beat evaluate` (minutes of CPU),
+- Its LFAE rebuilds the whole test split's frames at SSIM >= 0.90 and PSNR >= 26 dB (issue 4's targets; the
+  shipped model misses the SSIM, so that test is a strict xfail until a model that meets it ships).
+The held-out BAS and music-swap figures of the model card come from `dance-any-beat evaluate` (minutes of CPU),
 not from these tests.
 """
 
@@ -16,10 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from dance_any_beat.data.procedural import SPLIT_SEED_BASE, make_clip
 from dance_any_beat.evaluate import drift_scores
-from dance_any_beat.metrics import ssim, video_beat_alignment
+from dance_any_beat.metrics import psnr, ssim, video_beat_alignment
 from dance_any_beat.models.dabfusion import DabFusion
 from dance_any_beat.music.audio import load_audio
 from dance_any_beat.music.beats import read_beat_times
@@ -28,6 +31,8 @@ from dance_any_beat.pipeline import STARTER_CHECKPOINT, GenerateParams, decode_f
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 FPS = 24.0
+TEST_CLIPS = 50  # the test split as `make-dataset --split test --num-clips 50` writes it (the model card's)
+EVERY = 6  # every 6th frame is rebuilt from the first, as benchmarks/lfae_quality.py does
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +117,23 @@ def test_sixteen_seconds_keep_their_beat_alignment(long_dance):
     (seeds 0-5: first 0.63, last 0.74)."""
     assert long_dance.bas_last >= 0.9 * long_dance.bas_first, long_dance.bas_per_dance
     assert long_dance.bas_first > 0.4, long_dance.bas_per_dance  # and both follow them: not two equal failures
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped starter's LFAE reads SSIM 0.887 over the test split (target "
+                   "0.90); the bones LFAE that reaches 0.903 is not shipped yet (MODEL_CARD.md, Limits)")
+@torch.no_grad()
+def test_the_lfae_rebuilds_the_held_out_test_split_at_the_issues_targets(starter):
+    # the clips are made again from their seeds (the data set stores them losslessly: the same frames); the
+    # reference is each clip's first frame, the drive frames every 6th after it: 50 clips, 950 pairs
+    lfae = starter.lfae  # float32, as from_checkpoint loads it
+    ssims, psnrs = [], []
+    for i in range(TEST_CLIPS):
+        clip = make_clip(SPLIT_SEED_BASE["test"] + i, size=starter.config.data.image_size)
+        frames = torch.from_numpy(clip.frames).float().div(255.0).permute(0, 3, 1, 2)  # (T, 3, S, S)
+        drive = frames[EVERY::EVERY]
+        recon = lfae(frames[:1].expand_as(drive), drive).reconstruction.clamp(0.0, 1.0)
+        ssims += ssim(recon, drive, data_range=1.0).tolist()
+        psnrs += psnr(recon, drive, data_range=1.0).tolist()
+    assert len(ssims) == 950
+    print(f"\nLFAE on the test split: SSIM {np.mean(ssims):.4f}, PSNR {np.mean(psnrs):.2f} dB")
+    assert np.mean(ssims) >= 0.90 and np.mean(psnrs) >= 26.0, (np.mean(ssims), np.mean(psnrs))

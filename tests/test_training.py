@@ -486,8 +486,9 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert (finetune3.model, finetune3.data, finetune3.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune3.target_cache not in (diffusion.target_cache, finetune.target_cache, finetune2.target_cache)
     assert finetune3.init_weights == f"{finetune2.out}/train_state.pt"
-    # bones: a joint head grown on the region-prior LFAE and trained alone, then the motion networks and decoder
-    # trained to move the regions with it; stage 2 fine-tuned from the shipped one on their flows
+    # bones (not shipped yet): a joint head grown on the region-prior LFAE and trained alone, then the motion networks
+    # and decoder trained to move the regions with it, trained on, and the upsampler grown on the decoder side; stage
+    # 2 fine-tuned from the shipped one on the first bones flows, then on the newest, both states kept in the repo
     joints = load_config(LFAETrainConfig, CONFIGS / "lfae_joints_starter.toml")
     bones = load_config(LFAETrainConfig, CONFIGS / "lfae_bones_starter.toml")
     assert joints.model == bones.model == dataclasses.replace(regions.model, bone_motion=True)
@@ -499,6 +500,20 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert finetune4.init_weights == f"{finetune2.out}/train_state.pt"
     assert (finetune4.model, finetune4.data, finetune4.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune4.target_cache not in (finetune2.target_cache, finetune3.target_cache)
+    continued = load_config(LFAETrainConfig, CONFIGS / "lfae_bones_continued_starter.toml")
+    assert continued.model == bones.model and continued.loss.joint_weight > bones.loss.joint_weight
+    assert (continued.trainable, continued.init_weights) == ("all_but_encoder", f"{bones.out}/train_state.pt")
+    upsampler = load_config(LFAETrainConfig, CONFIGS / "lfae_bones_upsampler_starter.toml")
+    assert upsampler.model == dataclasses.replace(bones.model, learned_upsampling=True)
+    assert (upsampler.trainable, upsampler.init_weights) == ("decoder", f"{continued.out}/train_state.pt")
+    assert upsampler.out.startswith("checkpoints/starter/training/")  # its state is committed
+    finetune5 = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune5_starter.toml")
+    assert finetune5.lfae_checkpoint == f"{upsampler.out}/checkpoint"
+    assert finetune5.out.startswith("checkpoints/starter/training/") and finetune5.out != finetune2.out
+    assert finetune5.init_weights == f"{finetune4.out}/train_state.pt"
+    assert (finetune5.model, finetune5.data, finetune5.music) == (diffusion.model, diffusion.data, diffusion.music)
+    assert finetune5.target_cache not in (finetune2.target_cache, finetune4.target_cache)
+    assert not finetune5.target_cache.startswith("checkpoints")
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 
