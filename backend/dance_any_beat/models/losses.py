@@ -44,6 +44,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# The one wording of this mistake, whether the training config or the loss finds it.
+JOINTS_NEED_BONE_MOTION = (
+    "loss.joint_weight scores the joints of a bone_motion LFAE: set model.bone_motion = true, or the weight to 0"
+)
+
+
 @dataclass
 class LFAELossConfig:
     """Weights and settings of `lfae_loss`; round-trips through `dataclasses.asdict` -> JSON -> `LFAELossConfig(**d)`.
@@ -364,8 +370,7 @@ def lfae_loss(
     if config.joint_weight > 0:
         found = (output.motion.ref_regions.joints, output.motion.drive_regions.joints)
         if found[0] is None or found[1] is None:
-            raise ValueError("loss.joint_weight scores the joints of a bone_motion LFAE: set model.bone_motion = "
-                             "true, or the weight to 0")  # fmt: skip
+            raise ValueError(JOINTS_NEED_BONE_MOTION)
         parts["joints"] = 0.5 * (joint_loss(found[0], joints[0], size) + joint_loss(found[1], joints[1], size))
         weights["joints"] = config.joint_weight
     if config.region_prior_weight > 0:

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dance_any_beat.models.dabfusion import load_lfae_checkpoint, save_lfae_checkpoint
 from dance_any_beat.models.lfae import LFAE, LFAEConfig
-from dance_any_beat.models.losses import LFAELoss, LFAELossConfig
+from dance_any_beat.models.losses import JOINTS_NEED_BONE_MOTION, LFAELoss, LFAELossConfig
 from dance_any_beat.train.common import (
     AmpMode,
     DistInfo,
@@ -127,8 +127,7 @@ class LFAETrainConfig:
                     "set loss.equivariance_shift_weight = 0 and loss.equivariance_affine_weight = 0"
                 )
         if self.loss.joint_weight > 0 and not self.model.bone_motion:  # caught here, not at the first step
-            raise ValueError("loss.joint_weight scores the joints of a bone_motion LFAE: set model.bone_motion = "
-                             "true, or the weight to 0")  # fmt: skip
+            raise ValueError(JOINTS_NEED_BONE_MOTION)
         if self.trainable == "joints" and not self.model.bone_motion:
             raise ValueError("trainable = 'joints' trains the joint head of a bone_motion LFAE: set model.bone_motion")
         if self.trainable != "all" and not self.init_weights:
