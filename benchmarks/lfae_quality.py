@@ -48,7 +48,7 @@ def pooled_psnr(squared_error: float, pixels: int) -> float:
 @torch.no_grad()
 def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
     size = model.config.image_size
-    names = ("ssim", "psnr", "copy_ssim", "copy_psnr", "painted_ssim", "painted_psnr")
+    names = ("ssim", "psnr", "copy_ssim", "copy_psnr", "painted_ssim", "painted_psnr", "hidden")
     scores: dict[str, list[float]] = {name: [] for name in names}
     error = {"unchanged": 0.0, "changed": 0.0}
     pixels = {"unchanged": 0, "changed": 0}
@@ -65,6 +65,9 @@ def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
         scores["psnr"] += psnr(recon, drive, data_range=1.0).tolist()
         scores["copy_ssim"] += ssim(ref, drive, data_range=1.0).tolist()
         scores["copy_psnr"] += psnr(ref, drive, data_range=1.0).tolist()
+        # the share of the frame the occlusion map hides (below 0.5): there the decoder paints, elsewhere the
+        # warped reference shows
+        scores["hidden"] += (out.motion.occlusion < 0.5).float().mean(dim=(1, 2, 3)).tolist()
         if model.config.composite_reference:  # the hidden parts as they truly are: a perfect decoder
             painted = model.composite(ref, drive, out.motion.flow, out.motion.occlusion).clamp(0.0, 1.0)
             scores["painted_ssim"] += ssim(painted, drive, data_range=1.0).tolist()
@@ -95,6 +98,8 @@ def table(r: dict[str, float]) -> str:
         f"| copying the reference | {r['copy_ssim']:.3f} | {r['copy_psnr']:.2f} |",
         f"| hidden parts painted perfectly (same flow) | {f(r['painted_ssim'], '.3f')} | "
         f"{f(r['painted_psnr'], '.2f')} |",
+        "",
+        f"The occlusion map hides {r['hidden']:.0%} of the frame (mean over the pairs): the decoder paints there.",
         "",
         "| pixels | share of pixels | share of squared error | PSNR dB there |",
         "|---|---|---|---|",

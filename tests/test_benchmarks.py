@@ -81,3 +81,4 @@ def test_lfae_quality_splits_the_starter_s_error(tmp_path):
     assert r["unchanged_psnr"] > r["changed_psnr"]  # the set is rebuilt almost exactly, the dancer is not
     assert r["painted_psnr"] >= r["psnr"]  # the true frame in the hidden parts cannot do worse than the decoder
     assert 0.0 < r["ssim"] <= 1.0 and r["psnr"] > r["copy_psnr"]  # the starter beats copying the reference
+    assert 0.0 < r["hidden"] < 0.5 and f"hides {r['hidden']:.0%} of the frame" in out  # the decoder paints some

@@ -219,7 +219,8 @@ def test_all_but_encoder_fine_tune_keeps_the_reference_latents_stage_2_is_condit
     assert encoder and all(torch.equal(old[k], new[k]) for k in encoder)
     for part in ("region_predictor.", "dense_motion.", "decoder."):
         assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith(part)), part
-    with pytest.raises(ValueError, match="one of 'all', 'decoder', 'all_but_encoder', 'joints'; got 'encoder'"):
+    with pytest.raises(ValueError, match="one of 'all', 'decoder', 'all_but_encoder', 'joints', "
+                                         "'occlusion_and_decoder'; got 'encoder'"):
         lfae_config(data_dir, out, "trainable=encoder", f"init_weights={lfae_run / 'train_state.pt'}")
     with pytest.raises(ValueError, match="trainable = 'all_but_encoder' fine-tunes an existing LFAE"):
         lfae_config(data_dir, out, "trainable=all_but_encoder")
@@ -256,6 +257,28 @@ def test_a_joint_head_grows_on_an_lfae_trains_alone_then_its_bones_move_the_regi
     with pytest.raises(ValueError, match="trainable = 'joints' freezes the region maps"):
         lfae_config(data_dir, tmp_path / "x", "trainable=joints", "model.bone_motion=true",
                     f"init_weights={lfae_run}")  # fmt: skip
+
+
+def test_a_price_on_hiding_opens_the_occlusion_map_and_keeps_the_flows(data_dir: Path, lfae_run: Path, tmp_path: Path):
+    out = train_lfae(lfae_config(
+        data_dir, tmp_path / "visible", "trainable=occlusion_and_decoder", "loss.hidden_weight=1.0",
+        "loss.equivariance_shift_weight=0", "loss.equivariance_affine_weight=0",
+        f"init_weights={lfae_run / 'train_state.pt'}", "steps=20", "log_every=5", "lr=1e-2",
+    ))  # fmt: skip
+    hidden = [row["hidden"] for row in read_csv_log(out / "log.csv")]
+    assert len(hidden) == 4 and hidden[-1] < 0.5 * hidden[0], hidden  # the mean of (1 - occlusion) falls
+    old, new = load_lfae_checkpoint(lfae_run / "checkpoint"), load_lfae_checkpoint(out / "checkpoint")
+    before, after = old.state_dict(), new.state_dict()
+    changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("dense_motion.") else "")
+               for k in before if not torch.equal(before[k], after[k])}  # fmt: skip
+    assert changed == {"dense_motion.occlusion", "decoder"}, changed
+    frames = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        was, now = old.eval()(frames[:1], frames[1:]).motion, new.eval()(frames[:1], frames[1:]).motion
+    torch.testing.assert_close(now.flow, was.flow)  # stage 2's flow targets stay what they were
+    assert float(now.occlusion.mean()) > float(was.occlusion.mean())
+    with pytest.raises(ValueError, match="trainable = 'occlusion_and_decoder' freezes the region maps"):
+        lfae_config(data_dir, tmp_path / "x", "trainable=occlusion_and_decoder", f"init_weights={lfae_run}")
 
 
 def free_port() -> int:
@@ -514,6 +537,15 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert (finetune5.model, finetune5.data, finetune5.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune5.target_cache not in (finetune2.target_cache, finetune4.target_cache)
     assert not finetune5.target_cache.startswith("checkpoints")
+    # the occlusion map re-learnt with a price on hiding (the flows kept), and stage 2 fine-tuned on from the bones'
+    visible = load_config(LFAETrainConfig, CONFIGS / "lfae_bones_visible_starter.toml")
+    assert visible.model == upsampler.model and visible.loss.hidden_weight > 0
+    assert (visible.trainable, visible.init_weights) == ("occlusion_and_decoder", f"{upsampler.out}/train_state.pt")
+    finetune6 = load_config(DiffusionTrainConfig, CONFIGS / "diffusion_finetune6_starter.toml")
+    assert finetune6.lfae_checkpoint == f"{visible.out}/checkpoint"
+    assert finetune6.init_weights == f"{finetune5.out}/train_state.pt"
+    assert (finetune6.model, finetune6.data, finetune6.music) == (diffusion.model, diffusion.data, diffusion.music)
+    assert finetune6.target_cache not in (finetune4.target_cache, finetune5.target_cache)
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 

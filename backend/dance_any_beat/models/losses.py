@@ -81,6 +81,9 @@ class LFAELossConfig:
     #                                 that part's region (cross-entropy; needs the data's skeleton joints)
     joint_weight: float = 0.0  # distance of the joints a bone_motion LFAE finds to the data's skeleton joints
     #                            (normalised units: 2 / latent_size is a latent pixel)
+    hidden_weight: float = 0.0  # mean of (1 - occlusion): a price on hiding the reference, so that the frame
+    #                             keeps the warped still's detail where the warp is near enough, and the decoder
+    #                             paints (blurred) only where it must
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):  # JSON gives lists back; keep tuples so configs compare equal
@@ -377,6 +380,8 @@ def lfae_loss(
         ref_prior = region_prior_loss(output.motion.ref_regions.heatmap, joints[0], size, sigma)
         drive_prior = region_prior_loss(output.motion.drive_regions.heatmap, joints[1], size, sigma)
         parts["region_prior"], weights["region_prior"] = 0.5 * (ref_prior + drive_prior), config.region_prior_weight
+    if config.hidden_weight > 0:
+        parts["hidden"], weights["hidden"] = (1.0 - output.motion.occlusion).mean(), config.hidden_weight
     assert parts, "every loss weight is 0"
     total = sum(weights[k] * v for k, v in parts.items())
     assert isinstance(total, Tensor)

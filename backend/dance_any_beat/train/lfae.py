@@ -19,6 +19,8 @@ the motion networks but keeps the encoder, so the reference latents stage 2 is c
 flows change, so fine-tune stage 2 on the new LFAE after (`train diffusion --set init_weights=...`), which is then
 much shorter than training it anew. `--set trainable=joints` trains only the joint head a `bone_motion` LFAE grows
 on its init_weights, on the data's joints (`loss.joint_weight`), before its motion networks learn to use it.
+`--set trainable=occlusion_and_decoder` re-learns only the occlusion map's last layer and the decoder: the flows
+stay those stage 2 learnt, so stage 2 only has to follow the new occlusions.
 
 The plumbing both stages share (AMP, learning-rate schedule, resume checks, logs) is in `train.common`.
 """
@@ -59,14 +61,16 @@ from dance_any_beat.train.common import (
 )
 from dance_any_beat.train.datasets import FramePairs, open_source
 
-Trainable = Literal["all", "decoder", "all_but_encoder", "joints"]
+Trainable = Literal["all", "decoder", "all_but_encoder", "joints", "occlusion_and_decoder"]
 # The LFAE parts each fine-tune mode optimises ("all": every one); the rest stay frozen. "joints": only the head
 # that a bone_motion LFAE grows on its init_weights to find the skeleton's joints, a warm-up before the
-# motion networks learn to use them.
+# motion networks learn to use them. "occlusion_and_decoder": the occlusion map's last layer and the decoder, the
+# flows kept (with loss.hidden_weight, to hide less of the reference where the decoder would paint it blurred).
 TRAINED_PARTS: dict[str, tuple[str, ...]] = {
     "decoder": ("decoder",),
     "all_but_encoder": ("region_predictor", "dense_motion", "decoder"),
     "joints": ("region_predictor.joint_head",),
+    "occlusion_and_decoder": ("dense_motion.occlusion", "decoder"),
 }
 TRAINABLE: tuple[str, ...] = get_args(Trainable)
 
@@ -120,7 +124,7 @@ class LFAETrainConfig:
         check_optimiser_settings(self)
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
-        if self.trainable in ("decoder", "joints"):
+        if self.trainable in ("decoder", "joints", "occlusion_and_decoder"):
             if self.loss.equivariance_shift_weight or self.loss.equivariance_affine_weight:
                 raise ValueError(
                     f"trainable = {self.trainable!r} freezes the region maps, which the equivariance terms train: "
