@@ -124,7 +124,7 @@ class LFAETrainConfig:
         check_optimiser_settings(self)
         if self.trainable not in TRAINABLE:
             raise ValueError(f"trainable must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
-        if self.trainable in ("decoder", "joints", "occlusion_and_decoder"):
+        if self.trainable != "all" and "region_predictor" not in TRAINED_PARTS[self.trainable]:
             if self.loss.equivariance_shift_weight or self.loss.equivariance_affine_weight:
                 raise ValueError(
                     f"trainable = {self.trainable!r} freezes the region maps, which the equivariance terms train: "
