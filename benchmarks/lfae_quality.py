@@ -11,6 +11,8 @@ For each clip the first frame is the reference and every 6th frame a driving fra
 - With a compositing LFAE, the SSIM and PSNR it would reach if its decoder painted the hidden parts perfectly (the
   true frame there, the same flow and occlusion map): how much a better decoder alone could gain. The rest of the
   gap is the flow's.
+- Sharpness: the variance of the Laplacian of the reconstructions over that of the true frames (means over the
+  pairs), as `evaluate`'s drift check measures a frame's; a blurred rebuild reads well below 1.
 `--checkpoint` takes a stage-1 checkpoint (a `train lfae` run's checkpoint folder) or a full model's folder.
 """
 
@@ -27,6 +29,7 @@ import torch
 
 from dance_any_beat.checkpoint import read_config
 from dance_any_beat.data.procedural import list_clips, read_clip
+from dance_any_beat.evaluate import frame_sharpness
 from dance_any_beat.metrics import psnr, ssim
 from dance_any_beat.models.dabfusion import DABFUSION_KIND, DabFusion, load_lfae_checkpoint
 from dance_any_beat.models.lfae import LFAE
@@ -48,7 +51,7 @@ def pooled_psnr(squared_error: float, pixels: int) -> float:
 @torch.no_grad()
 def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
     size = model.config.image_size
-    names = ("ssim", "psnr", "copy_ssim", "copy_psnr", "painted_ssim", "painted_psnr", "hidden")
+    names = ("ssim", "psnr", "copy_ssim", "copy_psnr", "painted_ssim", "painted_psnr", "hidden", "sharp", "true_sharp")
     scores: dict[str, list[float]] = {name: [] for name in names}
     error = {"unchanged": 0.0, "changed": 0.0}
     pixels = {"unchanged": 0, "changed": 0}
@@ -72,6 +75,8 @@ def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
             painted = model.composite(ref, drive, out.motion.flow, out.motion.occlusion).clamp(0.0, 1.0)
             scores["painted_ssim"] += ssim(painted, drive, data_range=1.0).tolist()
             scores["painted_psnr"] += psnr(painted, drive, data_range=1.0).tolist()
+        for name, images in (("sharp", recon), ("true_sharp", drive)):
+            scores[name] += [frame_sharpness(image) for image in to_uint8(images)]
         squared = ((recon - drive) ** 2).mean(dim=1)  # (B, S, S)
         unchanged = (ref - drive).abs().amax(dim=1) < STILL  # (B, S, S)
         for name, where in (("unchanged", unchanged), ("changed", ~unchanged)):
@@ -84,7 +89,13 @@ def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
         result[f"{name}_error_share"] = error[name] / total_error if total_error > 0 else 0.0
         result[f"{name}_psnr"] = pooled_psnr(error[name], pixels[name]) if pixels[name] else None
     result["pairs"] = len(scores["ssim"])
+    result["sharpness"] = result["sharp"] / result["true_sharp"]
     return result
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, S, S) float in [0, 1] -> (B, S, S, 3) uint8, as frames are written."""
+    return images.clamp(0.0, 1.0).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def table(r: dict[str, float]) -> str:
@@ -100,6 +111,8 @@ def table(r: dict[str, float]) -> str:
         f"{f(r['painted_psnr'], '.2f')} |",
         "",
         f"The occlusion map hides {r['hidden']:.0%} of the frame (mean over the pairs): the decoder paints there.",
+        f"Sharpness (variance of the Laplacian) of the reconstructions: {r['sharpness']:.2f}x the true frames' "
+        f"({r['sharp']:.0f} / {r['true_sharp']:.0f}).",
         "",
         "| pixels | share of pixels | share of squared error | PSNR dB there |",
         "|---|---|---|---|",

@@ -82,3 +82,4 @@ def test_lfae_quality_splits_the_starter_s_error(tmp_path):
     assert r["painted_psnr"] >= r["psnr"]  # the true frame in the hidden parts cannot do worse than the decoder
     assert 0.0 < r["ssim"] <= 1.0 and r["psnr"] > r["copy_psnr"]  # the starter beats copying the reference
     assert 0.0 < r["hidden"] < 0.5 and f"hides {r['hidden']:.0%} of the frame" in out  # the decoder paints some
+    assert 0.2 < r["sharpness"] < 1.0 and f"{r['sharpness']:.2f}x the true frames'" in out  # rebuilt a little blurred

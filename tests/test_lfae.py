@@ -27,6 +27,7 @@ from dance_any_beat.models.losses import (
     LFAELossConfig,
     RandomTPS,
     VGG19Features,
+    edge_loss,
     lfae_loss,
     load_vgg19,
     multiscale_l1,
@@ -214,6 +215,35 @@ def test_compositing_keeps_visible_reference_pixels_and_decodes_hidden_ones():
     with pytest.raises(ValueError, match="composites the reference image .composite_reference.: pass ref_image"):
         model.render(None, latent, still, visible)
     assert not LFAEConfig().composite_reference and cfg.composite_reference  # old checkpoints keep their meaning
+
+
+def test_a_bicubic_reference_warp_keeps_the_stills_sharpness_between_pixels():
+    """Moved by half a pixel, the bilinearly sampled still averages neighbours and loses most of its edges'
+    contrast; bicubic keeps more of it, stays in [0, 1], and moves by whole pixels exactly as bilinear does."""
+    bilinear = tiny_model(composite_reference=True).eval()
+    bicubic = LFAE(dataclasses.replace(bilinear.config, reference_warp="bicubic")).eval()
+    bicubic.load_state_dict(bilinear.state_dict())  # the same weights: only the sampling differs
+    s, h = bilinear.config.image_size, bilinear.config.latent_size
+    ref = torch.rand(1, 1, s, s // 2, generator=torch.Generator().manual_seed(3))
+    ref = F.interpolate(ref, size=(s, s), mode="nearest").expand(1, 3, s, s)  # fine texture: 2-pixel stripes
+    visible = torch.ones(1, 1, h, h)
+
+    def moved(model: LFAE, pixels: float) -> torch.Tensor:
+        flow = torch.zeros(1, 2, h, h)
+        flow[:, 0] = pixels * 2.0 / s
+        with torch.no_grad():
+            return model.render(ref, model.encode(ref), flow, visible)
+
+    def contrast(image: torch.Tensor) -> float:
+        return float(image.diff(dim=-1).abs().pow(2).mean())
+
+    half_bilinear, half_bicubic = moved(bilinear, 0.5), moved(bicubic, 0.5)
+    assert contrast(half_bicubic) > 1.3 * contrast(half_bilinear)
+    assert half_bicubic.min() >= 0.0 and half_bicubic.max() <= 1.0
+    torch.testing.assert_close(moved(bicubic, 2.0), moved(bilinear, 2.0), atol=1e-5, rtol=0)
+    assert LFAEConfig().reference_warp == "bilinear"  # old checkpoints keep their meaning
+    with pytest.raises(ValueError, match="reference_warp 'lanczos' is not one of bilinear, bicubic"):
+        LFAEConfig(reference_warp="lanczos")
 
 
 def test_a_guided_decoder_starts_as_its_unguided_self_and_learns_from_the_stills_own_pixels():
@@ -434,17 +464,50 @@ def test_identity_tps_is_the_identity():
     torch.testing.assert_close(tps.warp_image(x), x, atol=1e-5, rtol=0)
 
 
-def test_mse_term_is_what_psnr_measures():
+def one_term(**weight: float) -> tuple[LFAE, LFAEOutput, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """A tiny LFAE's reconstruction scored by lfae_loss with every term off but the one weighted here:
+    the model, its output, the drive frames, the total and the parts."""
     model = tiny_model()
     drive = images(2, 64, 1)
     out = model(images(2, 64), drive)
-    config = LFAELossConfig(l1_weight=0, ssim_weight=0, mse_weight=2.0, equivariance_shift_weight=0,
-                            equivariance_affine_weight=0)  # fmt: skip
-    total, parts = lfae_loss(out, drive, config)
+    config = LFAELossConfig(**{"l1_weight": 0, "ssim_weight": 0, "equivariance_shift_weight": 0,
+                               "equivariance_affine_weight": 0, **weight})  # fmt: skip
+    return model, out, drive, *lfae_loss(out, drive, config)
+
+
+def test_mse_term_is_what_psnr_measures():
+    _, out, drive, total, parts = one_term(mse_weight=2.0)
     mse = ((out.reconstruction - drive) ** 2).mean()
     torch.testing.assert_close(parts["mse"], mse.detach())
     torch.testing.assert_close(total, 2.0 * mse)
     assert set(parts) == {"mse"}  # the other terms are off: not computed
+
+
+def test_the_edge_term_prefers_a_sharp_guess_to_the_blurred_mean():
+    """An edge that may be at any of 4 places: MSE prefers the blurred mean of the 4, the edge term a sharp edge at
+    one of them (expected over where the edge truly is). In lfae_loss the term is edge_loss times its weight."""
+
+    def step(at: int) -> torch.Tensor:
+        image = torch.zeros(1, 3, 48, 48)
+        image[..., 22 + at :] = 1.0
+        return image
+
+    places = [step(at) for at in range(4)]
+    blurred = torch.stack(places).mean(dim=0)
+
+    def expected(loss, guess: torch.Tensor) -> float:
+        return sum(float(loss(guess, truth)) for truth in places) / len(places)
+
+    sharp_edge, blur_edge = (sum(expected(edge_loss, guess) for guess in places) / 4, expected(edge_loss, blurred))
+    sharp_mse, blur_mse = sum(expected(F.mse_loss, guess) for guess in places) / 4, expected(F.mse_loss, blurred)
+    assert edge_loss(places[0], places[0]) == 0
+    assert sharp_edge < 0.7 * blur_edge, (sharp_edge, blur_edge)
+    assert sharp_mse > 1.5 * blur_mse, (sharp_mse, blur_mse)
+    model, out, drive, total, parts = one_term(edge_weight=3.0)
+    assert set(parts) == {"edge"}
+    torch.testing.assert_close(total, 3.0 * edge_loss(out.reconstruction, drive))
+    total.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.decoder.parameters() if p.grad is not None)
 
 
 def test_loss_needs_model_and_vgg_when_configured():

@@ -171,7 +171,8 @@ def test_a_guided_decoder_fine_tunes_from_an_unguided_lfae_and_ships_with_its_st
     before = load_lfae_checkpoint(base / "checkpoint")
     out = tmp_path / "guided"
     fine = ["trainable=decoder", f"init_weights={base / 'train_state.pt'}", "model.composite_reference=true",
-            "model.decoder_guide=true", "model.learned_upsampling=true", "loss.equivariance_shift_weight=0",
+            "model.decoder_guide=true", "model.learned_upsampling=true", "model.reference_warp=bicubic",
+            "loss.equivariance_shift_weight=0",
             "loss.equivariance_affine_weight=0", "grown_lr_scale=10"]
     train_lfae(lfae_config(data_dir, out, *fine, "steps=20", "log_every=10"))  # fmt: skip
     after = load_lfae_checkpoint(out / "checkpoint")
@@ -192,7 +193,8 @@ def test_a_guided_decoder_fine_tunes_from_an_unguided_lfae_and_ships_with_its_st
     stage2 = DabFusion(bundle_config, lfae=before).save(tmp_path / "stage2")
     assert main(["export", str(stage2), str(tmp_path / "shipped"), "--lfae", str(out / "checkpoint")]) == 0
     shipped = DabFusion.from_checkpoint(tmp_path / "shipped")
-    assert shipped.config.lfae.learned_upsampling and params_digest(shipped.lfae) == params_digest(after)
+    assert shipped.config.lfae.learned_upsampling and shipped.config.lfae.reference_warp == "bicubic"
+    assert params_digest(shipped.lfae) == params_digest(after)
 
     # init weights that do not fit the model are refused by name, not with a wall of missing keys
     with pytest.raises(ValueError, match="does not fit this run's .model."):
@@ -546,6 +548,11 @@ def test_example_configs_load_and_the_starters_are_the_documented_models():
     assert finetune6.out == finetune5.out and not finetune6.init_weights.startswith(finetune5.out)  # a copy
     assert (finetune6.model, finetune6.data, finetune6.music) == (diffusion.model, diffusion.data, diffusion.music)
     assert finetune6.target_cache not in (finetune4.target_cache, finetune5.target_cache)
+    # not shipped: the decoder re-learnt for a bicubic warp of the reference, with a price on blur, into runs/
+    sharp = load_config(LFAETrainConfig, CONFIGS / "lfae_bones_sharp_starter.toml")
+    assert sharp.model == dataclasses.replace(visible.model, reference_warp="bicubic") and sharp.loss.edge_weight > 0
+    assert (sharp.trainable, sharp.init_weights) == ("decoder", f"{visible.out}/train_state.pt")
+    assert sharp.out.startswith("runs/")
     load_config(LFAETrainConfig, CONFIGS / "lfae_tiny.toml")
     load_config(DiffusionTrainConfig, CONFIGS / "diffusion_tiny.toml")
 

@@ -332,7 +332,8 @@ def music_with_weights(music: MusicEncoderConfig, weights: Mapping[str, str | No
 # The bundle
 
 
-DECODER_FIELDS = ("decoder_res_blocks", "decoder_guide", "learned_upsampling")  # LFAE settings only the decoder reads
+# the LFAE settings only the decoder reads (a decoder fine-tune may change them)
+DECODER_FIELDS = ("decoder_res_blocks", "decoder_guide", "learned_upsampling", "reference_warp")
 
 
 def decoder_fields(config: LFAEConfig) -> dict[str, Any]:

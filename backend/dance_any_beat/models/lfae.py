@@ -33,6 +33,8 @@ from dance_any_beat.models.lfae_blocks import Hourglass, ResBlock
 from dance_any_beat.models.region_prior import BONE_JOINTS, PART_ENDS
 from dance_any_beat.warp import upsample_flow, upsample_occlusion, warp_full_res
 
+REFERENCE_WARPS = ("bilinear", "bicubic")  # LFAEConfig.reference_warp
+
 
 @dataclass
 class LFAEConfig:
@@ -77,12 +79,17 @@ class LFAEConfig:
     learned_upsampling: bool = False  # the flow and occlusion reach full resolution as a learned convex mix of
     #                                   each latent pixel's 3x3 neighbours (RAFT's upsampling), which can follow the
     #                                   still's edges, instead of bilinearly; needs decoder_guide (it starts bilinear)
+    reference_warp: str = "bilinear"  # how the reference is sampled at full resolution ("bilinear" | "bicubic"):
+    #                                   bilinear sampling between pixels averages neighbours, and a still moved by a
+    #                                   fraction of a pixel loses a third of its sharpness; bicubic keeps most of it
     occlusion_bias: float = 2.0  # initial bias of the occlusion logit: sigmoid(2) = 0.88, mostly visible at start
     norm_groups: int = 8  # GroupNorm groups (the largest divisor of each width that is <= this)
 
     def __post_init__(self) -> None:
         if self.decoder_guide and not self.composite_reference:
             raise ValueError("decoder_guide needs composite_reference = true (both use the reference image)")
+        if self.reference_warp not in REFERENCE_WARPS:
+            raise ValueError(f"reference_warp {self.reference_warp!r} is not one of {', '.join(REFERENCE_WARPS)}")
         if self.learned_upsampling and not self.decoder_guide:
             raise ValueError("learned_upsampling needs decoder_guide = true (it shapes the decoder's image guide)")
         ratio = self.image_size // max(self.latent_size, 1)
@@ -420,7 +427,10 @@ class LFAE(nn.Module):
         self._check_image(ref_image, "ref_image")
         ref_image = ref_image.to(flow.dtype)
         fine_flow, visible = self.upsample_motion(ref_image, flow, occlusion)  # (B, 2, S, S), (B, 1, S, S)
-        warped = warping.warp(ref_image, fine_flow, padding_mode="border")  # (B, 3, S, S)
+        mode = self.config.reference_warp
+        warped = warping.warp(ref_image, fine_flow, padding_mode="border", mode=mode)  # (B, 3, S, S)
+        if mode == "bicubic":  # its overshoot at edges stays inside the image's range
+            warped = warped.clamp(0.0, 1.0)
         return torch.cat([warped, visible], dim=1)
 
     def render(self, ref_image: Tensor | None, ref_latent: Tensor, flow: Tensor, occlusion: Tensor) -> Tensor:
