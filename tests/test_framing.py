@@ -66,6 +66,30 @@ def test_hidden_pixels_come_from_the_decoder_and_visible_ones_from_the_still():
     assert np.all(hidden == 200) and np.all(visible == 51)
 
 
+def test_a_bicubic_model_reads_the_still_bicubically_at_full_resolution():
+    """As LFAEConfig.reference_warp = "bicubic" samples the view: a still moved by half a pixel keeps more of its
+    fine texture than bilinearly, stays in range, and moves by whole pixels exactly as bilinear does."""
+    framing = Framing.fit(64, 64, 32)
+    rng = np.random.default_rng(0)
+    still = np.repeat(rng.uniform(0.0, 1.0, size=(64, 32, 3)), 2, axis=1).astype(np.float32)  # 2-pixel stripes
+    decoded = np.zeros((32, 32, 3), np.uint8)
+    visible = np.ones((8, 8), np.float32)
+    px = 2.0 / 64  # one still pixel in view-normalised units (the still fills the 32 px view at 2 still px each)
+
+    def moved(sampling: str, pixels: float) -> np.ndarray:
+        flow = np.zeros((2, 8, 8), np.float32)
+        flow[0] = pixels * px
+        return FullResolution(framing, still, 8, sampling=sampling).frame(flow, visible, decoded).astype(float)
+
+    def contrast(frame: np.ndarray) -> float:
+        return float((np.diff(frame[:, 4:-4], axis=1) ** 2).mean())
+
+    assert contrast(moved("bicubic", 0.5)) > 1.3 * contrast(moved("bilinear", 0.5))
+    np.testing.assert_array_equal(moved("bicubic", 2.0)[:, 4:-4], moved("bilinear", 2.0)[:, 4:-4])
+    with pytest.raises(ValueError, match="sampling 'lanczos' is not one of bilinear, bicubic"):
+        FullResolution(framing, still, 8, sampling="lanczos")
+
+
 def test_dancer_region_frames_the_dancer_as_in_training():
     # a 100 px dancer in a 1000x600 still: a 167 px square, dancer centred across, feet near its bottom
     x, y, w, h = dancer_region((400, 300, 60, 100), (1000, 600))

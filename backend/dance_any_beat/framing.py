@@ -168,16 +168,24 @@ def _bilinear_matrix(positions: np.ndarray, size: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+STILL_SAMPLING = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC}  # LFAEConfig.reference_warp -> OpenCV
+
+
 class FullResolution:
     """Frames at the still's own size from the model's motion; built once per still, called once per frame."""
 
     def __init__(
-        self, framing: Framing, still: np.ndarray, flow_size: int, person: PersonLayer | None = None
+        self, framing: Framing, still: np.ndarray, flow_size: int, person: PersonLayer | None = None,
+        sampling: str = "bilinear",
     ) -> None:
         """framing: where `still` (H, W, 3) float in [0, 1] sits in the view; flow_size: h of the h x h flows;
-        person: move only this layer over its background (None: the whole still moves)."""
+        person: move only this layer over its background (None: the whole still moves); sampling: how the still
+        is read between its pixels, the model's `LFAEConfig.reference_warp` ("bilinear" | "bicubic")."""
         width, height = framing.still_size
         assert still.shape[:2] == (height, width), f"still {still.shape} does not match framing {framing.still_size}"
+        if sampling not in STILL_SAMPLING:
+            raise ValueError(f"sampling {sampling!r} is not one of {', '.join(STILL_SAMPLING)}")
+        self._sampling = STILL_SAMPLING[sampling]
         self._still = to_uint8(still)
         self._person = person
         us, vs = framing.still_positions(flow_size)
@@ -200,7 +208,8 @@ class FullResolution:
         flow_x += self._xs  # the source pixel every still pixel reads
         flow_y *= self._to_pixels[1]
         flow_y += self._ys
-        warped = cv2.remap(self._still, flow_x, flow_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # uint8 in and out: bicubic overshoot is clipped
+        warped = cv2.remap(self._still, flow_x, flow_y, self._sampling, borderMode=cv2.BORDER_REPLICATE)
         visible -= OCCLUSION_HIDDEN
         visible *= 1.0 / (OCCLUSION_VISIBLE - OCCLUSION_HIDDEN)
         np.clip(visible, 0.0, 1.0, out=visible)

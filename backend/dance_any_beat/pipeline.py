@@ -620,7 +620,8 @@ def decode_frames(
     at_still_size = resolution == "full" or motion.person is not None  # a dancer over the set: always the still's size
     learned = model.lfae.decoder.upsampler is not None  # its full-resolution motion beats bilinear from h x h
     flow_size = model.lfae.config.image_size if learned else x0.shape[-1]
-    full = FullResolution(framing, still, flow_size, motion.person) if at_still_size else None
+    sampling = model.lfae.config.reference_warp  # the still is read as the model's LFAE reads it
+    full = FullResolution(framing, still, flow_size, motion.person, sampling) if at_still_size else None
     for i in range(0, x0.shape[2], DECODE_CHUNK):
         part = x0[:, :, i : i + DECODE_CHUNK]  # (1, 3, c, h, w)
         decoded = model.render(ref_latent, part, ref_image=view)[0].transpose(0, 1).float()  # (c, 3, S, S)
