@@ -33,6 +33,7 @@ from dance_any_beat.evaluate import frame_sharpness
 from dance_any_beat.metrics import psnr, ssim
 from dance_any_beat.models.dabfusion import DABFUSION_KIND, DabFusion, load_lfae_checkpoint
 from dance_any_beat.models.lfae import LFAE
+from dance_any_beat.pipeline import frames_to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 STILL = 2 / 255  # a pixel whose channels all moved less than this between reference and drive "did not change"
@@ -76,7 +77,7 @@ def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
             scores["painted_ssim"] += ssim(painted, drive, data_range=1.0).tolist()
             scores["painted_psnr"] += psnr(painted, drive, data_range=1.0).tolist()
         for name, images in (("sharp", recon), ("true_sharp", drive)):
-            scores[name] += [frame_sharpness(image) for image in to_uint8(images)]
+            scores[name] += [frame_sharpness(image) for image in frames_to_uint8(images)]
         squared = ((recon - drive) ** 2).mean(dim=1)  # (B, S, S)
         unchanged = (ref - drive).abs().amax(dim=1) < STILL  # (B, S, S)
         for name, where in (("unchanged", unchanged), ("changed", ~unchanged)):
@@ -91,11 +92,6 @@ def measure(model: LFAE, clip_dirs: list[Path], every: int) -> dict[str, float]:
     result["pairs"] = len(scores["ssim"])
     result["sharpness"] = result["sharp"] / result["true_sharp"]
     return result
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, S, S) float in [0, 1] -> (B, S, S, 3) uint8, as frames are written."""
-    return images.clamp(0.0, 1.0).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def table(r: dict[str, float]) -> str:
